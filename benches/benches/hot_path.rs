@@ -1,0 +1,218 @@
+//! The hot path: login verification per dialect and method, publish and
+//! delivery checks, subscription containment; one raw SHA-256 over the
+//! same sign string for scale. Run: `cargo bench -p devicegate-benches`.
+#![allow(missing_docs)] // criterion_group! generates an undocumented public function.
+
+use std::hint::black_box;
+use std::sync::Arc;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use devicegate::credentials::{Binding, Dialect, Username, parse_device_login, parse_username};
+use devicegate::engine::{ConnectRequest, ConnectionId, Engine, EngineConfig, Hooks};
+use devicegate::registry::{DeviceRecord, Product, Registry};
+use devicegate::secret::Secret;
+use devicegate::sign::{AlgSet, HashAlg, verify};
+use sha2::Digest as _;
+
+const NOW: u64 = 1_795_320_550_000;
+
+struct Case {
+    name: &'static str,
+    client_id: &'static str,
+    username: &'static str,
+    password: &'static str,
+    dialect: Dialect,
+}
+
+const CASES: [Case; 5] = [
+    Case {
+        name: "enos_sha256",
+        client_id: "dev_0001|securemode=2,signmethod=hmacsha256,timestamp=1795320550912.803|",
+        username: "dev_0001&Ab3dEf9h",
+        password: "ae6a61853dddd9fd18ae77965aa1547ac13ca12c3e5c32769c2a4f69512ee9ec",
+        dialect: Dialect::Enos,
+    },
+    Case {
+        name: "enos_sha1",
+        client_id: "dev_0001|securemode=2,signmethod=hmacsha1,timestamp=1795320550912.803|",
+        username: "dev_0001&Ab3dEf9h",
+        password: "A7EFB031613B9C77F55B63C3330BAB1543FCD839",
+        dialect: Dialect::Enos,
+    },
+    Case {
+        name: "enos_md5",
+        client_id: "dev_0001|securemode=2,signmethod=hmacmd5,timestamp=1700000000000|",
+        username: "dev_0001&Ab3dEf9h",
+        password: "dd34e79f4477f8743fdf29b488f382ca",
+        dialect: Dialect::Enos,
+    },
+    Case {
+        name: "aliyun_hmacsha256",
+        client_id: "a1B2c3D4e5F.dev01|securemode=2,signmethod=hmacsha256,timestamp=1700000000000|",
+        username: "dev01&a1B2c3D4e5F",
+        password: "97480593f09d3319e87f67de94f87a811c7d2033fb3640bae69db782d79ae346",
+        dialect: Dialect::Aliyun,
+    },
+    Case {
+        name: "aliyun_hmacsha1",
+        client_id: "a1B2c3D4e5F&dev01|securemode=3,signmethod=hmacsha1,ext=1,_ss=1,lan=Python,_v=1.2.13,timestamp=1700000000|",
+        username: "dev01&a1B2c3D4e5F",
+        password: "6050c72c4903195add9f0a6103a0af069b171707",
+        dialect: Dialect::Aliyun,
+    },
+];
+
+fn registry() -> Arc<Registry> {
+    let registry = Arc::new(Registry::new());
+    for (pk, dialect) in [("Ab3dEf9h", Dialect::Enos), ("a1B2c3D4e5F", Dialect::Aliyun)] {
+        let mut p = Product::new(pk, dialect);
+        p.sign_methods = AlgSet::of(&HashAlg::ALL);
+        registry.put_product(p);
+    }
+    registry.put_device(
+        "dev_0001&Ab3dEf9h",
+        DeviceRecord::new(Some(Secret::new(*b"S3cretDevice0001"))),
+    );
+    registry.put_device("dev01&a1B2c3D4e5F", DeviceRecord::new(Some(Secret::new(*b"secret123"))));
+    for i in 0..100_000 {
+        registry.put_device(
+            &format!("filler{i}&Ab3dEf9h"),
+            DeviceRecord::new(Some(Secret::new(*b"x"))),
+        );
+    }
+    registry.mark_loaded();
+    registry
+}
+
+fn login(c: &mut Criterion) {
+    let registry = registry();
+    let mut group = c.benchmark_group("login");
+    group.bench_function("sha256_of_sign_string", |b| {
+        let text = b"clientIddev_0001deviceKeydev_0001productKeyAb3dEf9htimestamp1795320550912.803S3cretDevice0001";
+        b.iter(|| sha2::Sha256::digest(black_box(text)))
+    });
+    for case in &CASES {
+        // What a login costs in the engine's verification: parse, look up, verify.
+        group.bench_function(format!("verify/{}", case.name), |b| {
+            b.iter(|| {
+                let Ok(Username::Device(id)) = parse_username(Some(black_box(case.username).as_bytes())) else {
+                    panic!()
+                };
+                let login = parse_device_login(
+                    case.dialect,
+                    Binding::Strict,
+                    id,
+                    case.client_id.as_bytes(),
+                    Some(case.password.as_bytes()),
+                )
+                .unwrap();
+                let devicegate::credentials::Login::DeviceSecret(s) = login else {
+                    panic!()
+                };
+                let ok = registry
+                    .with_device(case.username, |d| {
+                        verify(s.method, &s.content, d.secret.as_ref().unwrap().expose(), &s.signature)
+                    })
+                    .unwrap();
+                assert!(ok);
+            })
+        });
+    }
+    // The parts of enos_sha256, to see where the time goes.
+    let case = &CASES[0];
+    group.bench_function("parts/parse", |b| {
+        b.iter(|| {
+            let Ok(Username::Device(id)) = parse_username(Some(black_box(case.username).as_bytes())) else {
+                panic!()
+            };
+            parse_device_login(
+                case.dialect,
+                Binding::Strict,
+                id,
+                case.client_id.as_bytes(),
+                Some(case.password.as_bytes()),
+            )
+            .unwrap()
+        })
+    });
+    group.bench_function("parts/client_id", |b| {
+        b.iter(|| devicegate::credentials::ClientId::parse(black_box(case.client_id).as_bytes()).unwrap())
+    });
+    group.bench_function("parts/username", |b| {
+        b.iter(|| parse_username(Some(black_box(case.username).as_bytes())))
+    });
+    group.bench_function("parts/hex", |b| {
+        b.iter(|| devicegate::sign::Digest::from_hex(HashAlg::Sha256, black_box(case.password).as_bytes()).unwrap())
+    });
+    group.bench_function("parts/lookup", |b| {
+        b.iter(|| registry.with_device(black_box(case.username), |d| d.enabled).unwrap())
+    });
+    // The whole hook: connection state, single-session check, queued writes.
+    let engine = Engine::new(Arc::clone(&registry), EngineConfig::default());
+    let case = &CASES[0];
+    group.bench_function("handle_connect_and_disconnect/enos_sha256", |b| {
+        let request = ConnectRequest {
+            client_id: case.client_id.as_bytes(),
+            username: Some(case.username.as_bytes()),
+            password: Some(case.password.as_bytes()),
+            address: Some("10.0.0.1"),
+        };
+        b.iter(|| {
+            assert!(
+                engine.handle_connect(ConnectionId(1), &request, NOW) == devicegate::engine::ConnectDecision::Accept
+            );
+            engine.handle_disconnect(ConnectionId(1), NOW);
+            let written = engine.take_store_writes(usize::MAX).len();
+            engine.store_writes_committed(written);
+        })
+    });
+    group.finish();
+}
+
+fn acl(c: &mut Criterion) {
+    let engine = Engine::new(registry(), EngineConfig::default());
+    for (conn, case) in [(1, &CASES[0]), (2, &CASES[3])] {
+        let request = ConnectRequest {
+            client_id: case.client_id.as_bytes(),
+            username: Some(case.username.as_bytes()),
+            password: Some(case.password.as_bytes()),
+            address: None,
+        };
+        assert_eq!(
+            engine.handle_connect(ConnectionId(conn), &request, NOW),
+            devicegate::engine::ConnectDecision::Accept
+        );
+    }
+    let mut group = c.benchmark_group("acl");
+    let checks: [(&str, u64, &str); 4] = [
+        ("enos_allowed", 1, "/sys/Ab3dEf9h/dev_0001/thing/measurepoint/post"),
+        ("enos_denied", 1, "/sys/Ab3dEf9h/dev_0002/thing/measurepoint/post"),
+        ("aliyun_allowed", 2, "/a1B2c3D4e5F/dev01/user/update"),
+        ("aliyun_denied", 2, "/a1B2c3D4e5F/dev02/user/update"),
+    ];
+    for (name, conn, topic) in checks {
+        group.bench_function(format!("publish/{name}"), |b| {
+            b.iter(|| engine.authorize_publish(ConnectionId(conn), black_box(topic), false, NOW))
+        });
+        group.bench_function(format!("delivery/{name}"), |b| {
+            b.iter(|| engine.authorize_delivery(ConnectionId(conn), black_box(topic)))
+        });
+    }
+    for (name, filter) in [
+        ("own_wildcard", "/sys/Ab3dEf9h/dev_0001/thing/service/+"),
+        ("escape_attempt", "/sys/+/+/#"),
+        ("shared_denied", "$share/g//sys/Ab3dEf9h/dev_0001/#"),
+    ] {
+        group.bench_function(format!("subscribe/{name}"), |b| {
+            b.iter(|| engine.authorize_subscribe(ConnectionId(1), black_box(filter), NOW))
+        });
+    }
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default();
+    targets = login, acl
+}
+criterion_main!(benches);

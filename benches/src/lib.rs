@@ -1,0 +1,1 @@
+//! Criterion benchmarks and the registry-memory measurement live in `benches/`; this crate has no library code.

@@ -1,0 +1,262 @@
+//! What the user typed, as clap structures. No logic here.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Manage the devicegate database: products, devices, principals.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "devicegate", version, about, long_about = None)]
+pub struct Cli {
+    /// Database URL: sqlite://PATH (created if missing) or postgres://USER@HOST/DB.
+    #[arg(
+        long,
+        global = true,
+        env = "DEVICEGATE_DATABASE_URL",
+        default_value = "sqlite://devicegate.db"
+    )]
+    pub database_url: String,
+    /// Print machine-readable JSON instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The command groups.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Create, list, show, update and delete products.
+    #[command(subcommand)]
+    Product(ProductCommand),
+    /// Create, list, enable, disable, register and import devices.
+    #[command(subcommand)]
+    Device(DeviceCommand),
+    /// Backend clients with their own topic rules.
+    #[command(subcommand)]
+    Principal(PrincipalCommand),
+    /// Print the client id, username and password a device would send.
+    Sign(SignArgs),
+    /// Device counts by state, per product.
+    Status,
+}
+
+/// The device protocol of a product.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DialectArg {
+    /// Envision EnOS.
+    Enos,
+    /// Alibaba Cloud IoT Platform.
+    Aliyun,
+}
+
+/// Product settings shared by `create` and `update`.
+#[derive(Debug, Clone, Args)]
+pub struct ProductSettings {
+    /// The product secret, for dynamic activation (generated when needed and left out).
+    #[arg(long)]
+    pub secret: Option<String>,
+    /// Allowed hashes, comma-separated: sha256, sha1, md5.
+    #[arg(long, value_name = "LIST")]
+    pub sign_methods: Option<String>,
+    /// Refuse logins whose timestamp is further than SECS from now (0 = off).
+    #[arg(long, value_name = "SECS")]
+    pub timestamp_window: Option<u32>,
+    /// Mark devices offline after SECS without traffic (0 = never).
+    #[arg(long, value_name = "SECS")]
+    pub offline_after: Option<u32>,
+    /// Most sub-devices one gateway may have logged in.
+    #[arg(long, value_name = "N")]
+    pub max_sub_devices: Option<u32>,
+    /// An extra topic rule for every device, e.g. `pub:/{productKey}/{deviceKey}/custom/#` (repeatable).
+    #[arg(long = "topic", value_name = "RULE")]
+    pub topics: Vec<String>,
+}
+
+/// `devicegate product …`
+#[derive(Debug, Clone, Subcommand)]
+pub enum ProductCommand {
+    /// Create a product.
+    Create {
+        /// The product key.
+        product_key: String,
+        /// The device protocol.
+        #[arg(long, value_enum, default_value = "enos")]
+        dialect: DialectArg,
+        /// Allow dynamic activation (EnOS securemode 3) or registration (Aliyun).
+        #[arg(long)]
+        dynamic_activation: bool,
+        /// Accept any client id identity part, not only the SDK forms.
+        #[arg(long)]
+        free_client_id: bool,
+        /// Allow devices `$share/` subscriptions.
+        #[arg(long)]
+        shared_subscriptions: bool,
+        /// Allow devices retained publishes.
+        #[arg(long)]
+        allow_retain: bool,
+        #[command(flatten)]
+        settings: ProductSettings,
+    },
+    /// List products.
+    List,
+    /// Show one product.
+    Show {
+        /// The product key.
+        product_key: String,
+    },
+    /// Change a product's settings.
+    Update {
+        /// The product key.
+        product_key: String,
+        /// The device protocol.
+        #[arg(long, value_enum)]
+        dialect: Option<DialectArg>,
+        /// Dynamic activation on or off.
+        #[arg(long, value_name = "BOOL")]
+        dynamic_activation: Option<bool>,
+        /// Free client ids on or off.
+        #[arg(long, value_name = "BOOL")]
+        free_client_id: Option<bool>,
+        /// Shared subscriptions on or off.
+        #[arg(long, value_name = "BOOL")]
+        shared_subscriptions: Option<bool>,
+        /// Retained publishes on or off.
+        #[arg(long, value_name = "BOOL")]
+        allow_retain: Option<bool>,
+        /// Remove every extra topic rule (before adding any --topic).
+        #[arg(long)]
+        clear_topics: bool,
+        #[command(flatten)]
+        settings: ProductSettings,
+    },
+    /// Delete a product and all its devices.
+    Delete {
+        /// The product key.
+        product_key: String,
+    },
+}
+
+/// `devicegate device …`
+#[derive(Debug, Clone, Subcommand)]
+pub enum DeviceCommand {
+    /// Create a device; a random secret is generated and printed once unless --secret is given.
+    Create {
+        /// The product key.
+        product_key: String,
+        /// The device key.
+        device_key: String,
+        /// The device secret.
+        #[arg(long, conflicts_with = "no_secret")]
+        secret: Option<String>,
+        /// Create without a secret, waiting for dynamic activation.
+        #[arg(long)]
+        no_secret: bool,
+        /// The gateway this sub-device logs in through, as GWPK/GWDK.
+        #[arg(long, value_name = "GWPK/GWDK")]
+        gateway: Option<String>,
+    },
+    /// List devices, of one product or all.
+    List {
+        /// Only this product.
+        product_key: Option<String>,
+    },
+    /// Show one device.
+    Show {
+        /// The product key.
+        product_key: String,
+        /// The device key.
+        device_key: String,
+    },
+    /// Enable a device.
+    Enable {
+        /// The product key.
+        product_key: String,
+        /// The device key.
+        device_key: String,
+    },
+    /// Disable a device; connected brokers throw it off at once.
+    Disable {
+        /// The product key.
+        product_key: String,
+        /// The device key.
+        device_key: String,
+    },
+    /// Delete a device.
+    Delete {
+        /// The product key.
+        product_key: String,
+        /// The device key.
+        device_key: String,
+    },
+    /// Make a device inactive again so it may activate or register anew.
+    ResetActivation {
+        /// The product key.
+        product_key: String,
+        /// The device key.
+        device_key: String,
+    },
+    /// Issue a fresh secret to a device that has never logged in (creating it if needed).
+    Register {
+        /// The product key.
+        product_key: String,
+        /// The device key.
+        device_key: String,
+    },
+    /// Import devices from a CSV file with the header `device_key[,secret][,gateway]`.
+    Import {
+        /// The product key.
+        product_key: String,
+        /// The CSV file.
+        file: PathBuf,
+        /// Rows per transaction.
+        #[arg(long, default_value_t = 500)]
+        batch_size: usize,
+    },
+}
+
+/// `devicegate principal …`
+#[derive(Debug, Clone, Subcommand)]
+pub enum PrincipalCommand {
+    /// Create a principal; the password is read from standard input.
+    Create {
+        /// The login name (MQTT username).
+        name: String,
+        /// Read the password from standard input (required: passwords never go on the command line).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+        /// A rule such as `sub:/sys/+/+/thing/#` or `pub:/sys/+/+/thing/service/#` (repeatable).
+        #[arg(long = "allow", value_name = "RULE", required = true)]
+        allow: Vec<String>,
+    },
+    /// List principals.
+    List,
+    /// Delete a principal; its connections are thrown off.
+    Delete {
+        /// The login name.
+        name: String,
+    },
+}
+
+/// `devicegate sign …`
+#[derive(Debug, Clone, Args)]
+pub struct SignArgs {
+    /// The product key.
+    pub product_key: String,
+    /// The device key (EnOS) or device name (Aliyun).
+    pub device_key: String,
+    /// The device secret (or the product secret with --secure-mode 3).
+    pub secret: String,
+    /// The device protocol.
+    #[arg(long, value_enum, default_value = "enos")]
+    pub dialect: DialectArg,
+    /// The hash: sha256, sha1 or md5.
+    #[arg(long, default_value = "sha256")]
+    pub method: String,
+    /// The timestamp to sign (default: now, in milliseconds).
+    #[arg(long)]
+    pub timestamp: Option<String>,
+    /// 2: login with the device secret; 3: EnOS dynamic activation with the product secret.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(2..=3))]
+    pub secure_mode: u8,
+}

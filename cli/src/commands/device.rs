@@ -1,0 +1,158 @@
+//! `devicegate device …`
+
+use anyhow::bail;
+use serde_json::json;
+
+use crate::args::DeviceCommand;
+use crate::output::{Output, time, yes_no};
+use devicegate::store::{DeviceInfo, DeviceSpec, Store};
+
+/// Splits `GWPK/GWDK`.
+pub fn gateway(text: &str) -> anyhow::Result<(String, String)> {
+    match text.split_once('/') {
+        Some((pk, dk)) if !pk.is_empty() && !dk.is_empty() && !dk.contains('/') => Ok((pk.to_owned(), dk.to_owned())),
+        _ => bail!("gateway `{text}` must be PRODUCT_KEY/DEVICE_KEY"),
+    }
+}
+
+pub async fn run(out: &Output, store: &Store, command: DeviceCommand) -> anyhow::Result<()> {
+    match command {
+        DeviceCommand::Create {
+            product_key,
+            device_key,
+            secret,
+            no_secret,
+            gateway: gw,
+        } => {
+            let spec = DeviceSpec {
+                secret,
+                no_secret,
+                gateway: gw.as_deref().map(gateway).transpose()?,
+            };
+            let generated = store.create_device(&product_key, &device_key, spec).await?;
+            let mut text = format!("created device {device_key} of product {product_key}");
+            match &generated {
+                Some(secret) => text.push_str(&format!("\ndevice secret (shown once): {secret}")),
+                None if no_secret => text.push_str("\nno secret: it waits for dynamic activation"),
+                None => {}
+            }
+            out.done(
+                json!({"product_key": product_key, "device_key": device_key, "device_secret": generated}),
+                &text,
+            );
+        }
+        DeviceCommand::List { product_key } => {
+            let devices = store.list_devices(product_key.as_deref()).await?;
+            out.list(
+                &devices,
+                &[
+                    "PRODUCT",
+                    "DEVICE",
+                    "ENABLED",
+                    "ACTIVATED",
+                    "ONLINE",
+                    "LAST SEEN",
+                    "GATEWAY",
+                ],
+                |d| {
+                    vec![
+                        d.product_key.clone(),
+                        d.device_key.clone(),
+                        yes_no(d.enabled),
+                        yes_no(d.activated_at.is_some()),
+                        yes_no(d.online),
+                        time(d.last_seen_at),
+                        d.gateway.clone().unwrap_or_else(|| "-".to_owned()),
+                    ]
+                },
+            );
+        }
+        DeviceCommand::Show {
+            product_key,
+            device_key,
+        } => {
+            let d = store.device_info(&product_key, &device_key).await?;
+            out.show(&d, &fields(&d));
+        }
+        DeviceCommand::Enable {
+            product_key,
+            device_key,
+        } => {
+            store.set_device_enabled(&product_key, &device_key, true).await?;
+            out.done(
+                json!({"product_key": product_key, "device_key": device_key, "enabled": true}),
+                &format!("enabled device {device_key} of product {product_key}"),
+            );
+        }
+        DeviceCommand::Disable {
+            product_key,
+            device_key,
+        } => {
+            store.set_device_enabled(&product_key, &device_key, false).await?;
+            out.done(
+                json!({"product_key": product_key, "device_key": device_key, "enabled": false}),
+                &format!("disabled device {device_key} of product {product_key}; brokers throw it off"),
+            );
+        }
+        DeviceCommand::Delete {
+            product_key,
+            device_key,
+        } => {
+            store.delete_device(&product_key, &device_key).await?;
+            out.done(
+                json!({"product_key": product_key, "device_key": device_key, "deleted": true}),
+                &format!("deleted device {device_key} of product {product_key}"),
+            );
+        }
+        DeviceCommand::ResetActivation {
+            product_key,
+            device_key,
+        } => {
+            store.reset_activation(&product_key, &device_key).await?;
+            out.done(
+                json!({"product_key": product_key, "device_key": device_key, "activated": false}),
+                &format!("device {device_key} of product {product_key} is inactive again"),
+            );
+        }
+        DeviceCommand::Register {
+            product_key,
+            device_key,
+        } => {
+            let secret = store.register_device(&product_key, &device_key).await?;
+            out.done(
+                json!({"product_key": product_key, "device_key": device_key, "device_secret": secret}),
+                &format!(
+                    "registered device {device_key} of product {product_key}\ndevice secret (shown once): {secret}"
+                ),
+            );
+        }
+        DeviceCommand::Import {
+            product_key,
+            file,
+            batch_size,
+        } => {
+            super::import::run(out, store, &product_key, &file, batch_size).await?;
+        }
+    }
+    Ok(())
+}
+
+fn fields(d: &DeviceInfo) -> Vec<(&'static str, String)> {
+    vec![
+        ("product", d.product_key.clone()),
+        ("device", d.device_key.clone()),
+        ("enabled", yes_no(d.enabled)),
+        (
+            "activated",
+            d.activated_at
+                .map_or("no".to_owned(), |t| format!("yes, {}", time(Some(t)))),
+        ),
+        ("online", yes_no(d.online)),
+        ("last seen", time(d.last_seen_at)),
+        ("last address", d.last_address.clone().unwrap_or_else(|| "-".to_owned())),
+        ("gateway", d.gateway.clone().unwrap_or_else(|| "-".to_owned())),
+        ("secret", if d.has_secret { "set" } else { "none" }.to_owned()),
+        ("pending activation", yes_no(d.pending_activation)),
+        ("created", time(Some(d.created_at))),
+    ]
+}

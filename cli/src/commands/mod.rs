@@ -1,0 +1,8 @@
+//! One module per command group.
+
+pub mod device;
+pub mod import;
+pub mod principal;
+pub mod product;
+pub mod sign;
+pub mod status;

@@ -1,0 +1,63 @@
+//! `devicegate`: manage products, devices and principals in the database a
+//! broker plugin reads, import devices from CSV, and sign test credentials.
+//!
+//! This binary is glue: arguments come in through clap (`args.rs`), each
+//! command group calls the `devicegate` library's store, and `output.rs`
+//! prints tables or JSON. Exit codes: 0 success, 1 refused or failed,
+//! 2 bad usage, 3 database unreachable.
+
+mod args;
+mod commands;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use args::{Cli, Command};
+use devicegate::store::{Store, StoreError};
+
+/// Exit code when the database cannot be reached.
+const EXIT_UNREACHABLE: u8 = 3;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.clone())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            output::error(cli.json, &e);
+            let unreachable = e
+                .downcast_ref::<StoreError>()
+                .is_some_and(|s| matches!(s, StoreError::Unreachable { .. }));
+            ExitCode::from(if unreachable { EXIT_UNREACHABLE } else { 1 })
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let out = output::Output { json: cli.json };
+    if let Command::Sign(sign) = &cli.command {
+        return commands::sign::run(&out, sign);
+    }
+    let store = Store::connect(&cli.database_url).await?;
+    let result = match cli.command {
+        Command::Product(cmd) => commands::product::run(&out, &store, cmd).await,
+        Command::Device(cmd) => commands::device::run(&out, &store, cmd).await,
+        Command::Principal(cmd) => commands::principal::run(&out, &store, cmd).await,
+        Command::Status => commands::status::run(&out, &store).await,
+        Command::Sign(_) => Ok(()),
+    };
+    store.close().await;
+    result
+}

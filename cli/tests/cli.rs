@@ -1,0 +1,268 @@
+//! The `devicegate` binary, run as a user would, against a real SQLite
+//! file and a real Postgres database: each case in a fresh database.
+
+use std::io::Write as _;
+use std::process::{Command, Output, Stdio};
+
+use devicegate_test_support as db;
+use serde_json::Value;
+
+struct Cli {
+    url: String,
+}
+
+impl Cli {
+    fn run(&self, args: &[&str]) -> Output {
+        self.run_with_stdin(args, None)
+    }
+
+    fn run_with_stdin(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_devicegate"))
+            .args(["--database-url", &self.url])
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("devicegate runs");
+        if let Some(input) = stdin {
+            child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        }
+        child.wait_with_output().unwrap()
+    }
+
+    /// Runs with --json, expects success, parses stdout.
+    fn json(&self, args: &[&str]) -> Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let out = self.run(&all);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{args:?}: {e}: {}", String::from_utf8_lossy(&out.stdout)))
+    }
+
+    fn fails(&self, args: &[&str], code: i32, message: &str) {
+        let out = self.run(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
+        assert!(stderr.contains(message), "{args:?}: expected `{message}` in: {stderr}");
+    }
+}
+
+async fn both() -> Vec<(db::TestDb, Cli)> {
+    db::both()
+        .await
+        .into_iter()
+        .map(|d| {
+            let url = d.url.clone();
+            (d, Cli { url })
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn product_and_device_lifecycle() {
+    for (_db, cli) in both().await {
+        let created = cli.json(&[
+            "product",
+            "create",
+            "Ab3dEf9h",
+            "--dynamic-activation",
+            "--sign-methods",
+            "sha256,sha1",
+        ]);
+        assert_eq!(created["product_secret"].as_str().map(str::len), Some(32));
+        cli.fails(&["product", "create", "Ab3dEf9h"], 1, "already exists");
+        cli.fails(&["product", "create", "a&b"], 1, "product key contains");
+        cli.fails(
+            &["product", "create", "pk2", "--sign-methods", "sha512"],
+            1,
+            "unknown sign method",
+        );
+        cli.fails(
+            &["product", "create", "pk2", "--topic", "pub:/a/#/b"],
+            1,
+            "misplaced wildcard",
+        );
+        let device = cli.json(&["device", "create", "Ab3dEf9h", "dev_0001"]);
+        assert_eq!(device["device_secret"].as_str().map(str::len), Some(32));
+        cli.json(&["device", "create", "Ab3dEf9h", "dyn", "--no-secret"]);
+        cli.json(&[
+            "device",
+            "create",
+            "Ab3dEf9h",
+            "sub",
+            "--secret",
+            "s",
+            "--gateway",
+            "Ab3dEf9h/dev_0001",
+        ]);
+        cli.fails(
+            &["device", "create", "Ab3dEf9h", "x", "--gateway", "nope"],
+            1,
+            "PRODUCT_KEY/DEVICE_KEY",
+        );
+        cli.fails(&["device", "create", "Nope", "x"], 1, "product `Nope` does not exist");
+        let list = cli.json(&["device", "list", "Ab3dEf9h"]);
+        assert_eq!(list.as_array().map(Vec::len), Some(3));
+        assert!(
+            !list.to_string().contains("device_secret"),
+            "secrets are never listed: {list}"
+        );
+        cli.json(&["device", "disable", "Ab3dEf9h", "dev_0001"]);
+        assert_eq!(cli.json(&["device", "show", "Ab3dEf9h", "dev_0001"])["enabled"], false);
+        let status = cli.json(&["status"]);
+        assert_eq!(status[0]["total"], 3);
+        assert_eq!(status[0]["disabled"], 1);
+        cli.json(&[
+            "product",
+            "update",
+            "Ab3dEf9h",
+            "--offline-after",
+            "120",
+            "--topic",
+            "pub:/{productKey}/{deviceKey}/x",
+        ]);
+        let shown = cli.json(&["product", "show", "Ab3dEf9h"]);
+        assert_eq!(shown["offline_after_secs"], 120);
+        assert_eq!(shown["extra_topics"][0], "pub:/{productKey}/{deviceKey}/x");
+        assert!(shown.get("secret").is_none() && shown["has_secret"] == true);
+        cli.fails(&["device", "show", "Ab3dEf9h", "nope"], 1, "does not exist");
+        cli.json(&["device", "delete", "Ab3dEf9h", "sub"]);
+        assert_eq!(cli.json(&["product", "delete", "Ab3dEf9h"])["devices_deleted"], 2);
+    }
+}
+
+#[tokio::test]
+async fn register_issues_fresh_secrets() {
+    for (_db, cli) in both().await {
+        cli.json(&["product", "create", "pk"]);
+        let first = cli.json(&["device", "register", "pk", "d"])["device_secret"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let second = cli.json(&["device", "register", "pk", "d"])["device_secret"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert_ne!(first, second, "the last registration wins");
+        cli.json(&["device", "reset-activation", "pk", "d"]);
+    }
+}
+
+#[tokio::test]
+async fn import_reports_rows_by_line() {
+    for (_db, cli) in both().await {
+        cli.json(&["product", "create", "pk"]);
+        cli.json(&["device", "create", "pk", "gw"]);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("devices.csv");
+        std::fs::write(
+            &file,
+            "device_key,secret,gateway\nd1,s1,\nd 2,,\nd3,,pk/gw\nd1,,\nd4,,pk\n",
+        )
+        .unwrap();
+        let out = cli.run(&["device", "import", "pk", file.to_str().unwrap()]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains("devices.csv:3:") && stderr.contains("whitespace"),
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains("devices.csv:5:") && stderr.contains("already exists"),
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains("devices.csv:6:") && stderr.contains("PRODUCT_KEY/DEVICE_KEY"),
+            "{stderr}"
+        );
+        assert!(stderr.contains("imported 2 devices"), "{stderr}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stdout.starts_with("device_key,secret\nd3,"),
+            "generated secrets are printed once: {stdout}"
+        );
+        assert_eq!(cli.json(&["device", "show", "pk", "d3"])["gateway"], "pk/gw");
+        std::fs::write(&file, "name\nx\n").unwrap();
+        cli.fails(
+            &["device", "import", "pk", file.to_str().unwrap()],
+            1,
+            "`device_key` column",
+        );
+        cli.fails(
+            &["device", "import", "pk", "/nonexistent.csv"],
+            1,
+            "cannot read /nonexistent.csv",
+        );
+    }
+}
+
+#[tokio::test]
+async fn principals_take_the_password_from_stdin() {
+    for (_db, cli) in both().await {
+        let out = cli.run_with_stdin(
+            &[
+                "principal",
+                "create",
+                "backend",
+                "--password-stdin",
+                "--allow",
+                "sub:/sys/+/+/thing/#",
+            ],
+            Some("s3cret\n"),
+        );
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let list = cli.json(&["principal", "list"]);
+        assert_eq!(list[0]["name"], "backend");
+        assert!(!list.to_string().contains("s3cret"));
+        let out = cli.run_with_stdin(
+            &["principal", "create", "p2", "--password-stdin", "--allow", "sub:#"],
+            Some(""),
+        );
+        assert!(String::from_utf8_lossy(&out.stderr).contains("empty"));
+        cli.fails(
+            &["principal", "create", "p3", "--allow", "sub:#"],
+            2,
+            "--password-stdin",
+        );
+        cli.json(&["principal", "delete", "backend"]);
+    }
+}
+
+#[test]
+fn sign_needs_no_database_and_bad_urls_exit_clearly() {
+    let cli = Cli {
+        url: "postgres://u:hunter2@127.0.0.1:1/none".into(),
+    };
+    let signed = cli.json(&[
+        "sign",
+        "Ab3dEf9h",
+        "dev_0001",
+        "S3cretDevice0001",
+        "--method",
+        "md5",
+        "--timestamp",
+        "1700000000000",
+    ]);
+    assert_eq!(signed["password"], "DD34E79F4477F8743FDF29B488F382CA");
+    assert_eq!(
+        signed["client_id"],
+        "dev_0001|securemode=2,signmethod=md5,timestamp=1700000000000|"
+    );
+    let out = cli.run(&["status"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("Connection refused") && !stderr.contains("hunter2"),
+        "{stderr}"
+    );
+    Cli {
+        url: "mysql://x".into(),
+    }
+    .fails(&["status"], 1, "not supported");
+}

@@ -1,0 +1,172 @@
+//! What the engine answers: CONNECT outcomes with their wire codes, and the
+//! reasons behind refusals (for logs and the event table, never the device).
+
+use crate::credentials::CredentialError;
+
+/// The logical CONNECT outcome (PROTOCOL.md §8.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConnectOutcome {
+    /// Accepted.
+    Ok,
+    /// The client id is malformed or does not name the device.
+    BadClientId,
+    /// Malformed username, unknown device, bad signature, stale timestamp.
+    BadCredentials,
+    /// Disabled, locked, not enabled for the product, rate limited.
+    NotAuthorized,
+    /// The registry is not loaded yet (fail closed).
+    Unavailable,
+}
+
+impl ConnectOutcome {
+    /// The MQTT 3.1.1 CONNACK return code.
+    pub fn mqtt3_code(self) -> u8 {
+        match self {
+            ConnectOutcome::Ok => 0,
+            ConnectOutcome::BadClientId => 2,
+            ConnectOutcome::Unavailable => 3,
+            ConnectOutcome::BadCredentials => 4,
+            ConnectOutcome::NotAuthorized => 5,
+        }
+    }
+
+    /// The MQTT 5 CONNACK reason code.
+    pub fn mqtt5_reason(self) -> u8 {
+        match self {
+            ConnectOutcome::Ok => 0x00,
+            ConnectOutcome::BadClientId => 0x85,
+            ConnectOutcome::BadCredentials => 0x86,
+            ConnectOutcome::NotAuthorized => 0x87,
+            ConnectOutcome::Unavailable => 0x88,
+        }
+    }
+}
+
+/// Why a login was refused. Logged and stored as an event; the device only
+/// sees the [`ConnectOutcome`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// The CONNECT fields did not parse.
+    #[error("{0}")]
+    Credentials(#[from] CredentialError),
+    /// The registry has not been loaded from the database yet.
+    #[error("registry not loaded yet")]
+    RegistryNotLoaded,
+    /// No product with the username's product key.
+    #[error("unknown product")]
+    UnknownProduct,
+    /// No device with the username's keys.
+    #[error("unknown device")]
+    UnknownDevice,
+    /// The device has no secret for this kind of login.
+    #[error("device has no secret for this login")]
+    NoSecret,
+    /// The signature does not verify.
+    #[error("bad signature")]
+    BadSignature,
+    /// The product does not allow the hash the device used.
+    #[error("sign method not allowed for the product")]
+    SignMethodNotAllowed,
+    /// The timestamp is malformed or outside the product's window.
+    #[error("timestamp outside the product's window")]
+    StaleTimestamp,
+    /// The device is disabled.
+    #[error("device disabled")]
+    Disabled,
+    /// Dynamic activation or registration after activation.
+    #[error("device already activated")]
+    AlreadyActivated,
+    /// The product does not allow dynamic activation or registration.
+    #[error("dynamic activation not enabled for the product")]
+    DynamicActivationOff,
+    /// The device may only connect through its gateway.
+    #[error("sub-device cannot connect directly")]
+    SubDeviceOnly,
+    /// Too many failed logins from this device or address.
+    #[error("too many failed logins")]
+    RateLimited,
+    /// No principal of that name.
+    #[error("unknown principal")]
+    UnknownPrincipal,
+    /// The principal's password does not verify.
+    #[error("bad principal password")]
+    BadPassword,
+    /// No pending registration token for the device.
+    #[error("bad or expired token")]
+    BadToken,
+}
+
+impl Refusal {
+    /// The CONNECT outcome for this refusal (PROTOCOL.md §8.1, §9 C2).
+    pub fn outcome(self) -> ConnectOutcome {
+        match self {
+            Refusal::Credentials(e) => e.outcome(),
+            Refusal::RegistryNotLoaded => ConnectOutcome::Unavailable,
+            Refusal::UnknownProduct
+            | Refusal::UnknownDevice
+            | Refusal::NoSecret
+            | Refusal::BadSignature
+            | Refusal::SignMethodNotAllowed
+            | Refusal::StaleTimestamp
+            | Refusal::UnknownPrincipal
+            | Refusal::BadPassword
+            | Refusal::BadToken => ConnectOutcome::BadCredentials,
+            Refusal::Disabled
+            | Refusal::AlreadyActivated
+            | Refusal::DynamicActivationOff
+            | Refusal::SubDeviceOnly
+            | Refusal::RateLimited => ConnectOutcome::NotAuthorized,
+        }
+    }
+
+    /// A short stable name for the event table and `--json` output.
+    pub fn code(self) -> &'static str {
+        match self {
+            Refusal::Credentials(e) if e.outcome() == ConnectOutcome::BadClientId => "bad_client_id",
+            Refusal::Credentials(_) => "bad_credentials",
+            Refusal::RegistryNotLoaded => "unavailable",
+            Refusal::UnknownProduct => "unknown_product",
+            Refusal::UnknownDevice => "unknown_device",
+            Refusal::NoSecret => "no_secret",
+            Refusal::BadSignature => "bad_signature",
+            Refusal::SignMethodNotAllowed => "sign_method_not_allowed",
+            Refusal::StaleTimestamp => "stale_timestamp",
+            Refusal::Disabled => "disabled",
+            Refusal::AlreadyActivated => "already_activated",
+            Refusal::DynamicActivationOff => "dynamic_activation_off",
+            Refusal::SubDeviceOnly => "sub_device_only",
+            Refusal::RateLimited => "rate_limited",
+            Refusal::UnknownPrincipal => "unknown_principal",
+            Refusal::BadPassword => "bad_password",
+            Refusal::BadToken => "bad_token",
+        }
+    }
+
+    /// Whether this refusal counts towards the failed-login rate limit.
+    pub fn counts_as_failure(self) -> bool {
+        !matches!(self, Refusal::RateLimited | Refusal::RegistryNotLoaded)
+    }
+}
+
+/// The answer to a publish, subscribe or delivery check.
+#[must_use]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessDecision {
+    /// Allowed.
+    Allow,
+    /// Denied.
+    Deny,
+    /// Not a client devicegate owns: let the next plugin decide.
+    Defer,
+}
+
+impl AccessDecision {
+    /// `Allow` if `allowed`, else `Deny`.
+    pub fn from_bool(allowed: bool) -> Self {
+        if allowed {
+            AccessDecision::Allow
+        } else {
+            AccessDecision::Deny
+        }
+    }
+}

@@ -1,0 +1,544 @@
+//! The engine: decisions plus effects for the broker, and state-change
+//! writes for the background task.
+//!
+//! [`Engine`] is sans-I/O. Brokers call it through the [`Hooks`] trait on
+//! their network threads; every hook reads memory only and returns at once.
+//! Outputs wait in queues:
+//!
+//! - **inputs** (`handle_*`): a connection logs in, publishes a message the
+//!   engine may consume, disconnects; the clock ticks; the background task
+//!   reports a committed secret.
+//! - **decisions** (`authorize_*`): may this connection publish, subscribe,
+//!   receive this topic.
+//! - **outputs** (`poll_*`): effects for the broker ([`Effect`]: publish to
+//!   one client, kick a client) and writes for the store ([`StoreWrite`]).
+//!
+//! Calling order for an adapter: call the hook, then drain
+//! [`Hooks::poll_effect`] until it returns `None` (Mosquitto: also on every
+//! TICK). Time comes in as `now_ms`, milliseconds since the UNIX epoch; the
+//! engine never reads the clock.
+
+mod access;
+mod activation;
+mod connection;
+mod gateway;
+mod login;
+mod presence;
+mod routing;
+mod timers;
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use dashmap::DashMap;
+use rustc_hash::FxBuildHasher;
+
+use crate::decision::{AccessDecision, ConnectOutcome, Refusal};
+use crate::rate_limit::FailureLimiter;
+use crate::registry::{DeviceRecord, Registry};
+use crate::secret::Secret;
+pub use activation::parse_activation_reply;
+use connection::Connection;
+pub use connection::ConnectionId;
+pub use gateway::{GatewayOp, GatewayRequest, ReplyCode, SubDeviceLogin, parse_request as parse_gateway_request};
+use timers::Timers;
+
+/// Limits and timings of the engine. The defaults follow PROTOCOL.md.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineConfig {
+    /// Failed logins per device per window before it is blocked; 0 = no limit.
+    pub failed_logins_per_device: u32,
+    /// Failed logins per source address per window; 0 = no limit.
+    pub failed_logins_per_address: u32,
+    /// The failure window in milliseconds.
+    pub failure_window_ms: u64,
+    /// Time between activation pushes without a reply.
+    pub activation_retry_ms: u64,
+    /// Pushes per activation session before it is closed.
+    pub activation_max_pushes: u32,
+    /// An activation session is closed this long after CONNECT.
+    pub activation_session_ms: u64,
+    /// An activation session is closed this long after activation.
+    pub activation_linger_ms: u64,
+    /// A registration session is closed this long after its push.
+    pub registration_linger_ms: u64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            failed_logins_per_device: 10,
+            failed_logins_per_address: 30,
+            failure_window_ms: 60_000,
+            activation_retry_ms: 10_000,
+            activation_max_pushes: 5,
+            activation_session_ms: 60_000,
+            activation_linger_ms: 5_000,
+            registration_linger_ms: 2_000,
+        }
+    }
+}
+
+/// The CONNECT fields a broker passes to [`Hooks::handle_connect`].
+/// `Debug` never shows the password.
+#[derive(Clone, Copy)]
+pub struct ConnectRequest<'a> {
+    /// The MQTT client identifier.
+    pub client_id: &'a [u8],
+    /// The username, if any.
+    pub username: Option<&'a [u8]>,
+    /// The password, if any.
+    pub password: Option<&'a [u8]>,
+    /// The peer's IP address as text, if known (rate limiting, logs).
+    pub address: Option<&'a str>,
+}
+
+impl std::fmt::Debug for ConnectRequest<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectRequest")
+            .field("client_id", &String::from_utf8_lossy(self.client_id))
+            .field("username", &self.username.map(String::from_utf8_lossy))
+            .field("password", &self.password.map(|_| "<redacted>"))
+            .field("address", &self.address)
+            .finish()
+    }
+}
+
+/// The answer to a CONNECT.
+#[must_use]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectDecision {
+    /// Accepted.
+    Accept,
+    /// Refused; the outcome gives the wire code, the reason goes to the log.
+    Refuse(Refusal),
+    /// Not a client devicegate owns (no username): let the broker's other
+    /// authentication decide.
+    Defer,
+}
+
+impl ConnectDecision {
+    /// The logical outcome (PROTOCOL.md §8.1); `Defer` counts as refused.
+    pub fn outcome(&self) -> ConnectOutcome {
+        match self {
+            ConnectDecision::Accept => ConnectOutcome::Ok,
+            ConnectDecision::Refuse(r) => r.outcome(),
+            ConnectDecision::Defer => ConnectOutcome::NotAuthorized,
+        }
+    }
+}
+
+/// What the broker must do with a published message after the engine saw it.
+#[must_use]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageDecision {
+    /// Route it as usual.
+    Forward,
+    /// The engine handled it (activation reply, gateway request); do not
+    /// deliver it to subscribers.
+    Consume,
+}
+
+/// An action the broker must carry out, drained with [`Hooks::poll_effect`].
+/// `Debug` shows a payload's length only: activation pushes carry secrets.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// Deliver a message to one connection, without a subscription
+    /// (PROTOCOL.md §7.6). Never broadcast it: it may carry a secret.
+    Publish {
+        /// The target connection.
+        connection: ConnectionId,
+        /// The target's MQTT client id (for brokers that address by id).
+        client_id: String,
+        /// The topic.
+        topic: String,
+        /// The payload.
+        payload: Vec<u8>,
+        /// QoS 0 or 1.
+        qos: u8,
+    },
+    /// Close a connection (disabled device, superseded session, ended
+    /// activation session).
+    Kick {
+        /// The target connection.
+        connection: ConnectionId,
+        /// The target's MQTT client id.
+        client_id: String,
+    },
+}
+
+impl std::fmt::Debug for Effect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Effect::Publish {
+                connection,
+                client_id,
+                topic,
+                payload,
+                qos,
+            } => f
+                .debug_struct("Publish")
+                .field("connection", connection)
+                .field("client_id", client_id)
+                .field("topic", topic)
+                .field("payload_len", &payload.len())
+                .field("qos", qos)
+                .finish(),
+            Effect::Kick { connection, client_id } => f
+                .debug_struct("Kick")
+                .field("connection", connection)
+                .field("client_id", client_id)
+                .finish(),
+        }
+    }
+}
+
+/// Why a new secret or token is issued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IssueKind {
+    /// EnOS dynamic activation (`thing/activate/info`).
+    Activation,
+    /// Aliyun `authType=register` (`/ext/register`).
+    Register,
+    /// Aliyun `authType=regnwl` (`/ext/regnwl`); the device may be new.
+    Regnwl,
+}
+
+/// A state change for the background task to write to the database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreWrite {
+    /// The device went online or offline.
+    Presence {
+        /// The device, `{dk}&{pk}`.
+        device: Box<str>,
+        /// Online or offline now.
+        online: bool,
+        /// When.
+        at_ms: u64,
+        /// The peer address on going online.
+        address: Option<Box<str>>,
+    },
+    /// The device activated; a pending secret, if any, became its secret.
+    Activated {
+        /// The device, `{dk}&{pk}`.
+        device: Box<str>,
+        /// When.
+        at_ms: u64,
+    },
+    /// A new secret (or token) must be committed; once it is, the
+    /// background task calls [`Engine::handle_issue_committed`].
+    Issue {
+        /// The device, `{dk}&{pk}`.
+        device: Box<str>,
+        /// Why.
+        kind: IssueKind,
+        /// The new secret or token.
+        secret: Secret,
+        /// The connection waiting for it.
+        connection: ConnectionId,
+    },
+    /// An audit event.
+    Event {
+        /// When.
+        at_ms: u64,
+        /// A stable name: `login_refused`, `activated`, `kicked`, ...
+        kind: &'static str,
+        /// The device or principal concerned, if known.
+        subject: Option<Box<str>>,
+        /// The peer address, if known.
+        address: Option<Box<str>>,
+        /// The reason code, if any.
+        reason: Option<&'static str>,
+    },
+}
+
+/// The hooks a broker calls. Every method is synchronous and non-blocking:
+/// it reads memory and returns. See the module docs for the calling order.
+pub trait Hooks: Send + Sync {
+    /// A client sent CONNECT on `connection`.
+    fn handle_connect(&self, connection: ConnectionId, request: &ConnectRequest<'_>, now_ms: u64) -> ConnectDecision;
+    /// May `connection` publish to `topic` (also wills and retained messages)?
+    fn authorize_publish(&self, connection: ConnectionId, topic: &str, retain: bool, now_ms: u64) -> AccessDecision;
+    /// `connection` published `payload` on `topic` (after `authorize_publish`
+    /// allowed it): the engine may consume activation replies and gateway
+    /// requests, and delivers commands directly (as [`Effect::Publish`], QoS
+    /// 1) to the device they name when it has no matching subscription.
+    fn handle_message(&self, connection: ConnectionId, topic: &str, payload: &[u8], now_ms: u64) -> MessageDecision;
+    /// May `connection` subscribe with `filter` (raw, `$share/` included)?
+    /// An allowed filter is remembered, so commands are not delivered twice.
+    fn authorize_subscribe(&self, connection: ConnectionId, filter: &str, now_ms: u64) -> AccessDecision;
+    /// `connection` unsubscribed from `filter` (always allowed).
+    fn handle_unsubscribe(&self, connection: ConnectionId, filter: &str);
+    /// May the message on `topic` be delivered to `connection`?
+    fn authorize_delivery(&self, connection: ConnectionId, topic: &str) -> AccessDecision;
+    /// `connection` closed, for whatever reason.
+    fn handle_disconnect(&self, connection: ConnectionId, now_ms: u64);
+    /// Time passed: idle-offline, activation retries, session limits.
+    fn handle_tick(&self, now_ms: u64);
+    /// The next effect to carry out, if any.
+    fn poll_effect(&self) -> Option<Effect>;
+}
+
+/// The engine. Safe to share between threads.
+#[derive(Debug)]
+pub struct Engine {
+    registry: Arc<Registry>,
+    config: EngineConfig,
+    /// Keyed by the broker's handle; FxHash, as ids are the broker's own
+    /// numbers (no attacker picks them) and this lookup is on every check.
+    connections: DashMap<ConnectionId, Connection, FxBuildHasher>,
+    /// Device key `{dk}&{pk}` to the connection it is online through (its
+    /// own, or its gateway's).
+    online: DashMap<Box<str>, ConnectionId>,
+    device_failures: FailureLimiter,
+    address_failures: FailureLimiter,
+    timers: Timers,
+    effects: Mutex<VecDeque<Effect>>,
+    /// How many effects wait, so an empty poll costs no lock.
+    effect_count: AtomicUsize,
+    writes: Mutex<VecDeque<StoreWrite>>,
+    /// Writes taken by the background task and not yet committed or put back.
+    writes_in_flight: AtomicUsize,
+    next_serial: AtomicU64,
+    last_prune_ms: AtomicU64,
+}
+
+impl Engine {
+    /// An engine over `registry`.
+    pub fn new(registry: Arc<Registry>, config: EngineConfig) -> Self {
+        Engine {
+            device_failures: FailureLimiter::new(config.failed_logins_per_device, config.failure_window_ms),
+            address_failures: FailureLimiter::new(config.failed_logins_per_address, config.failure_window_ms),
+            registry,
+            config,
+            connections: DashMap::with_hasher(FxBuildHasher),
+            online: DashMap::new(),
+            timers: Timers::default(),
+            effects: Mutex::new(VecDeque::new()),
+            effect_count: AtomicUsize::new(0),
+            writes: Mutex::new(VecDeque::new()),
+            writes_in_flight: AtomicUsize::new(0),
+            next_serial: AtomicU64::new(1),
+            last_prune_ms: AtomicU64::new(0),
+        }
+    }
+
+    /// The registry the engine reads.
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    /// Takes up to `max` state changes to write, oldest first (background
+    /// task). They count as pending until [`Engine::store_writes_committed`]
+    /// or [`Engine::requeue_store_writes`] says what became of them.
+    pub fn take_store_writes(&self, max: usize) -> Vec<StoreWrite> {
+        let Ok(mut queue) = self.writes.lock() else {
+            return Vec::new();
+        };
+        let batch: Vec<_> = queue.drain(..max.min(queue.len())).collect();
+        self.writes_in_flight.fetch_add(batch.len(), Ordering::Relaxed);
+        batch
+    }
+
+    /// Puts writes back at the front of the queue after a failed attempt,
+    /// so they are retried in order and never lost.
+    pub fn requeue_store_writes(&self, failed: Vec<StoreWrite>) {
+        let count = failed.len();
+        if let Ok(mut queue) = self.writes.lock() {
+            for write in failed.into_iter().rev() {
+                queue.push_front(write);
+            }
+        }
+        self.writes_in_flight.fetch_sub(count, Ordering::Relaxed);
+    }
+
+    /// Records that `count` taken writes are in the database.
+    pub fn store_writes_committed(&self, count: usize) {
+        self.writes_in_flight.fetch_sub(count, Ordering::Relaxed);
+    }
+
+    /// How many writes wait for the database, counting a batch being written.
+    pub fn pending_store_writes(&self) -> usize {
+        let queued = self.writes.lock().map(|q| q.len()).unwrap_or(0);
+        queued + self.writes_in_flight.load(Ordering::Relaxed)
+    }
+
+    /// How many connections the engine tracks.
+    pub fn connection_count(&self) -> usize {
+        self.connections.len()
+    }
+
+    /// Whether the device `{dk}&{pk}` is online (directly or via a gateway).
+    pub fn is_online(&self, device: &str) -> bool {
+        self.online.contains_key(device)
+    }
+
+    /// The background task changed or removed a device in the database:
+    /// update the registry and throw the device off if it may no longer be
+    /// connected (disabled, deleted, secret changed, activation reset).
+    pub fn apply_device_change(&self, device: &str, mut record: Option<DeviceRecord>, now_ms: u64) {
+        let current = self.registry.device(device);
+        if let (Some(old), Some(new)) = (&current, &mut record) {
+            // Writes go behind: the database may not yet show an activation
+            // the engine already applied. Keep it unless an operator changed
+            // the device's secret since.
+            if old.secret_version == new.secret_version && old.activated && !new.activated {
+                new.activated = true;
+                new.secret = old.secret.clone();
+                new.pending_secret = old.pending_secret.clone();
+            }
+        }
+        let must_leave = match (&current, &record) {
+            (_, None) => true,
+            (Some(old), Some(new)) => {
+                !new.enabled || old.secret_version != new.secret_version || old.gateway != new.gateway
+            }
+            (None, Some(new)) => !new.enabled,
+        };
+        if current.as_ref() != record.as_ref() {
+            match record {
+                Some(r) => {
+                    self.registry.put_device(device, r);
+                }
+                None => {
+                    self.registry.remove_device(device);
+                }
+            }
+        }
+        if must_leave {
+            self.throw_off(device, now_ms, "device_changed");
+        }
+    }
+
+    /// The background task changed or removed a product: update the
+    /// registry, refresh live sessions' rules, and throw off the devices of
+    /// a deleted product.
+    pub fn apply_product_change(&self, pk: &str, product: Option<crate::registry::Product>, now_ms: u64) {
+        match product {
+            Some(p) => {
+                self.registry.put_product(p);
+                if let Some(fresh) = self.registry.product(pk) {
+                    for mut c in self.connections.iter_mut() {
+                        c.refresh_product(&fresh);
+                    }
+                }
+            }
+            None => {
+                let devices: Vec<Box<str>> = self
+                    .online
+                    .iter()
+                    .filter(|e| crate::registry::identity_of(e.key()).is_some_and(|id| id.product_key == pk))
+                    .map(|e| e.key().clone())
+                    .collect();
+                self.registry.remove_product(pk);
+                for device in devices {
+                    self.throw_off(&device, now_ms, "product_deleted");
+                }
+            }
+        }
+    }
+
+    /// The background task changed or removed a principal.
+    pub fn apply_principal_change(&self, name: &str, principal: Option<crate::principal::Principal>) {
+        match principal {
+            Some(p) => {
+                self.registry.put_principal(p);
+                if let Some(fresh) = self.registry.principal(name) {
+                    for mut c in self.connections.iter_mut() {
+                        c.refresh_principal(&fresh);
+                    }
+                }
+            }
+            None => {
+                self.registry.remove_principal(name);
+                let gone: Vec<(ConnectionId, String)> = self
+                    .connections
+                    .iter()
+                    .filter(|c| c.principal_name() == Some(name))
+                    .map(|c| (*c.key(), c.client_id.to_string()))
+                    .collect();
+                for (connection, client_id) in gone {
+                    self.push_effect(Effect::Kick { connection, client_id });
+                }
+            }
+        }
+    }
+
+    fn push_effect(&self, effect: Effect) {
+        if let Ok(mut q) = self.effects.lock() {
+            q.push_back(effect);
+            self.effect_count.store(q.len(), Ordering::Release);
+        }
+    }
+
+    fn push_write(&self, write: StoreWrite) {
+        if let Ok(mut q) = self.writes.lock() {
+            q.push_back(write);
+        }
+    }
+
+    fn event(
+        &self,
+        now_ms: u64,
+        kind: &'static str,
+        subject: Option<&str>,
+        address: Option<&str>,
+        reason: Option<&'static str>,
+    ) {
+        self.push_write(StoreWrite::Event {
+            at_ms: now_ms,
+            kind,
+            subject: subject.map(Into::into),
+            address: address.map(Into::into),
+            reason,
+        });
+    }
+}
+
+impl Hooks for Engine {
+    fn handle_connect(&self, connection: ConnectionId, request: &ConnectRequest<'_>, now_ms: u64) -> ConnectDecision {
+        self.connect(connection, request, now_ms)
+    }
+
+    fn authorize_publish(&self, connection: ConnectionId, topic: &str, retain: bool, now_ms: u64) -> AccessDecision {
+        self.check_publish(connection, topic, retain, now_ms)
+    }
+
+    fn handle_message(&self, connection: ConnectionId, topic: &str, payload: &[u8], now_ms: u64) -> MessageDecision {
+        self.message(connection, topic, payload, now_ms)
+    }
+
+    fn authorize_subscribe(&self, connection: ConnectionId, filter: &str, now_ms: u64) -> AccessDecision {
+        self.check_subscribe(connection, filter, now_ms)
+    }
+
+    fn handle_unsubscribe(&self, connection: ConnectionId, filter: &str) {
+        self.unsubscribe(connection, filter);
+    }
+
+    fn authorize_delivery(&self, connection: ConnectionId, topic: &str) -> AccessDecision {
+        self.check_delivery(connection, topic)
+    }
+
+    fn handle_disconnect(&self, connection: ConnectionId, now_ms: u64) {
+        self.disconnect(connection, now_ms);
+    }
+
+    fn handle_tick(&self, now_ms: u64) {
+        self.tick(now_ms);
+    }
+
+    fn poll_effect(&self) -> Option<Effect> {
+        if self.effect_count.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        let mut q = self.effects.lock().ok()?;
+        let effect = q.pop_front();
+        self.effect_count.store(q.len(), Ordering::Release);
+        effect
+    }
+}
+
+#[cfg(test)]
+mod tests;

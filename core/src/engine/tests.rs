@@ -1,0 +1,842 @@
+//! Engine tests with a manual clock and an in-memory registry: no broker,
+//! no database. Each scenario follows PROTOCOL.md.
+
+use std::sync::Arc;
+
+use super::*;
+use crate::credentials::Dialect;
+use crate::registry::{Product, TimestampPolicy};
+use crate::sign::{AlgSet, HashAlg};
+
+const NOW: u64 = 1_795_320_550_000;
+const PK: &str = "Ab3dEf9h";
+const E3_ID: &str = "dev_0001|securemode=2,signmethod=hmacsha256,timestamp=1795320550912.803|";
+const E3_PW: &str = "ae6a61853dddd9fd18ae77965aa1547ac13ca12c3e5c32769c2a4f69512ee9ec";
+const E9_ID: &str = "dev_0002|securemode=3,signmethod=hmacsha256,timestamp=1795320550912.803|";
+const E9_PW: &str = "4f4edbc363554b3d3f96bc4466c7356e6ee142bda4d65d1b10e6e139228acde8";
+
+/// An engine over a registry with the EnOS product `Ab3dEf9h` and device
+/// `dev_0001` (secret `S3cretDevice0001`), loaded.
+struct World {
+    engine: Engine,
+}
+
+impl World {
+    fn new() -> Self {
+        let registry = Arc::new(Registry::new());
+        let mut product = Product::new(PK, Dialect::Enos);
+        product.secret = Some(Secret::new(*b"ProdSecretXYZ123"));
+        product.dynamic_activation = true;
+        registry.put_product(product);
+        registry.put_device(
+            "dev_0001&Ab3dEf9h",
+            DeviceRecord::new(Some(Secret::new(*b"S3cretDevice0001"))),
+        );
+        registry.put_device("dev_0002&Ab3dEf9h", DeviceRecord::new(None));
+        registry.mark_loaded();
+        World {
+            engine: Engine::new(registry, EngineConfig::default()),
+        }
+    }
+
+    fn product(&self, f: impl FnOnce(&mut Product)) {
+        let mut p = (*self.engine.registry().product(PK).unwrap()).clone();
+        f(&mut p);
+        p.rebuild_rules();
+        self.engine.apply_product_change(PK, Some(p), NOW);
+    }
+
+    fn connect(&self, conn: u64, client_id: &str, username: &str, password: &str) -> ConnectDecision {
+        self.connect_from(conn, client_id, username, password, "10.0.0.1")
+    }
+
+    fn connect_from(
+        &self,
+        conn: u64,
+        client_id: &str,
+        username: &str,
+        password: &str,
+        address: &str,
+    ) -> ConnectDecision {
+        let request = ConnectRequest {
+            client_id: client_id.as_bytes(),
+            username: Some(username.as_bytes()),
+            password: Some(password.as_bytes()),
+            address: Some(address),
+        };
+        self.engine.handle_connect(ConnectionId(conn), &request, NOW)
+    }
+
+    fn effects(&self) -> Vec<Effect> {
+        std::iter::from_fn(|| self.engine.poll_effect()).collect()
+    }
+
+    fn writes(&self) -> Vec<StoreWrite> {
+        self.engine.take_store_writes(usize::MAX)
+    }
+
+    fn issue_commits(&self, now: u64) {
+        for w in self.writes() {
+            if let StoreWrite::Issue {
+                device,
+                kind,
+                secret,
+                connection,
+            } = w
+            {
+                self.engine
+                    .handle_issue_committed(connection, &device, kind, secret, now);
+            }
+        }
+    }
+
+    fn publish(&self, conn: u64, topic: &str) -> AccessDecision {
+        self.engine.authorize_publish(ConnectionId(conn), topic, false, NOW)
+    }
+
+    fn subscribe(&self, conn: u64, filter: &str) -> AccessDecision {
+        self.engine.authorize_subscribe(ConnectionId(conn), filter, NOW)
+    }
+}
+
+fn refused(d: ConnectDecision) -> Refusal {
+    match d {
+        ConnectDecision::Refuse(r) => r,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+fn json(payload: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(payload).unwrap()
+}
+
+#[test]
+fn static_login_activates_and_grants_own_topics() {
+    let w = World::new();
+    assert_eq!(w.connect(1, E3_ID, "dev_0001&Ab3dEf9h", E3_PW), ConnectDecision::Accept);
+    assert!(w.engine.registry().device("dev_0001&Ab3dEf9h").unwrap().activated);
+    let writes = w.writes();
+    assert!(
+        writes
+            .iter()
+            .any(|x| matches!(x, StoreWrite::Activated { device, .. } if &**device == "dev_0001&Ab3dEf9h"))
+    );
+    assert!(
+        writes
+            .iter()
+            .any(|x| matches!(x, StoreWrite::Presence { online: true, .. }))
+    );
+    assert!(w.engine.is_online("dev_0001&Ab3dEf9h"));
+    assert_eq!(
+        w.publish(1, "/sys/Ab3dEf9h/dev_0001/thing/measurepoint/post"),
+        AccessDecision::Allow
+    );
+    assert_eq!(
+        w.publish(1, "/sys/Ab3dEf9h/dev_0002/thing/measurepoint/post"),
+        AccessDecision::Deny
+    );
+    assert_eq!(w.subscribe(1, "/sys/Ab3dEf9h/dev_0001/#"), AccessDecision::Allow);
+    for f in [
+        "#",
+        "/sys/+/+/#",
+        "+/sys/Ab3dEf9h/dev_0001/#",
+        "$SYS/#",
+        "$share/g/#",
+        "$share/g//sys/Ab3dEf9h/dev_0001/#",
+    ] {
+        assert_eq!(w.subscribe(1, f), AccessDecision::Deny, "{f}");
+    }
+    assert_eq!(
+        w.engine
+            .authorize_publish(ConnectionId(1), "/sys/Ab3dEf9h/dev_0001/x", true, NOW),
+        AccessDecision::Deny
+    );
+    assert_eq!(
+        w.engine
+            .authorize_delivery(ConnectionId(1), "/sys/Ab3dEf9h/dev_0001/thing/service/x"),
+        AccessDecision::Allow
+    );
+    assert_eq!(
+        w.engine
+            .authorize_delivery(ConnectionId(1), "/sys/Ab3dEf9h/dev_0002/thing/service/x"),
+        AccessDecision::Deny
+    );
+    assert_eq!(
+        w.engine.authorize_delivery(ConnectionId(99), "/x"),
+        AccessDecision::Defer
+    );
+}
+
+#[test]
+fn unknown_device_and_bad_signature_get_the_same_outcome() {
+    let w = World::new();
+    let unknown = refused(w.connect(1, &E3_ID.replace("dev_0001", "dev_0009"), "dev_0009&Ab3dEf9h", E3_PW));
+    let bad = refused(w.connect(2, E3_ID, "dev_0001&Ab3dEf9h", &E3_PW.replace('e', "f")));
+    let unknown_product = refused(w.connect(3, E3_ID, "dev_0001&Zz", E3_PW));
+    assert_eq!(
+        (unknown, bad, unknown_product),
+        (Refusal::UnknownDevice, Refusal::BadSignature, Refusal::UnknownProduct)
+    );
+    assert!(
+        [unknown, bad, unknown_product]
+            .iter()
+            .all(|r| r.outcome() == ConnectOutcome::BadCredentials)
+    );
+    assert_eq!(w.engine.connection_count(), 0);
+}
+
+#[test]
+fn refusals_carry_their_outcomes() {
+    let w = World::new();
+    let e4 = "dev_0001|securemode=2,signmethod=hmacsha1,timestamp=1795320550912.803|";
+    assert_eq!(
+        refused(w.connect(1, e4, "dev_0001&Ab3dEf9h", "A7EFB031613B9C77F55B63C3330BAB1543FCD839")),
+        Refusal::SignMethodNotAllowed
+    );
+    w.product(|p| p.sign_methods = AlgSet::of(&[HashAlg::Sha256, HashAlg::Sha1]));
+    assert_eq!(
+        w.connect(1, e4, "dev_0001&Ab3dEf9h", "A7EFB031613B9C77F55B63C3330BAB1543FCD839"),
+        ConnectDecision::Accept
+    );
+    assert_eq!(
+        refused(w.connect(2, &E3_ID.replace("dev_0001|", "dev_0009|"), "dev_0001&Ab3dEf9h", E3_PW)).outcome(),
+        ConnectOutcome::BadClientId
+    );
+    let mut record = w.engine.registry().device("dev_0001&Ab3dEf9h").unwrap();
+    record.enabled = false;
+    w.engine.apply_device_change("dev_0001&Ab3dEf9h", Some(record), NOW);
+    assert_eq!(
+        refused(w.connect(3, E3_ID, "dev_0001&Ab3dEf9h", E3_PW)),
+        Refusal::Disabled
+    );
+    assert_eq!(Refusal::Disabled.outcome(), ConnectOutcome::NotAuthorized);
+}
+
+#[test]
+fn fail_closed_until_loaded_and_defer_without_username() {
+    let engine = Engine::new(Arc::new(Registry::new()), EngineConfig::default());
+    let request = ConnectRequest {
+        client_id: E3_ID.as_bytes(),
+        username: Some(b"dev_0001&Ab3dEf9h"),
+        password: Some(E3_PW.as_bytes()),
+        address: None,
+    };
+    assert_eq!(
+        engine.handle_connect(ConnectionId(1), &request, NOW).outcome(),
+        ConnectOutcome::Unavailable
+    );
+    let anonymous = ConnectRequest {
+        username: None,
+        password: None,
+        ..request
+    };
+    assert_eq!(
+        engine.handle_connect(ConnectionId(1), &anonymous, NOW),
+        ConnectDecision::Defer
+    );
+}
+
+#[test]
+fn free_client_id_accepts_e1() {
+    let w = World::new();
+    let mut p = Product::new("654321", Dialect::Enos);
+    p.free_client_id = true;
+    w.engine.apply_product_change("654321", Some(p), NOW);
+    w.engine.apply_device_change(
+        "test&654321",
+        Some(DeviceRecord::new(Some(Secret::new(*b"abcdefg")))),
+        NOW,
+    );
+    let id = "123456|securemode=2, signmethod=sha256 , timestamp=1548753362502|";
+    assert_eq!(
+        w.connect(
+            1,
+            id,
+            "test&654321",
+            "B99032D49C706F7B27B22AB5CD2DD3C56A31E1BCBBC83BA0A2A6BB3272FBB166"
+        ),
+        ConnectDecision::Accept
+    );
+}
+
+#[test]
+fn timestamp_policy_is_applied_after_the_signature() {
+    let w = World::new();
+    w.product(|p| p.timestamp_policy = TimestampPolicy::Enforce { window_secs: 900 });
+    assert_eq!(w.connect(1, E3_ID, "dev_0001&Ab3dEf9h", E3_PW), ConnectDecision::Accept);
+    let request = ConnectRequest {
+        client_id: E3_ID.as_bytes(),
+        username: Some(b"dev_0001&Ab3dEf9h"),
+        password: Some(E3_PW.as_bytes()),
+        address: None,
+    };
+    let late = w.engine.handle_connect(ConnectionId(2), &request, NOW + 3_600_000);
+    assert_eq!(refused(late), Refusal::StaleTimestamp);
+}
+
+#[test]
+fn failed_logins_are_rate_limited_per_device_and_address() {
+    let w = World::new();
+    for i in 0..10 {
+        refused(w.connect_from(i, E3_ID, "dev_0001&Ab3dEf9h", &"0".repeat(64), &format!("10.0.1.{i}")));
+    }
+    assert_eq!(
+        refused(w.connect(20, E3_ID, "dev_0001&Ab3dEf9h", E3_PW)),
+        Refusal::RateLimited
+    );
+    assert_eq!(Refusal::RateLimited.outcome(), ConnectOutcome::NotAuthorized);
+    for i in 0..30 {
+        refused(w.connect_from(
+            100 + i,
+            "x|securemode=2,signmethod=sha256,timestamp=1|",
+            &format!("x{i}&Ab3dEf9h"),
+            &"0".repeat(64),
+            "10.9.9.9",
+        ));
+    }
+    w.engine.apply_device_change("x&Ab3dEf9h", None, NOW);
+    assert_eq!(
+        refused(w.connect_from(200, &E9_ID.replace("3,", "2,"), "dev_0002&Ab3dEf9h", E9_PW, "10.9.9.9")),
+        Refusal::RateLimited
+    );
+}
+
+#[test]
+fn a_second_login_supersedes_the_first() {
+    let w = World::new();
+    assert_eq!(w.connect(1, E3_ID, "dev_0001&Ab3dEf9h", E3_PW), ConnectDecision::Accept);
+    let c_sdk = "Ab3dEf9h.dev_0001|securemode=2,signmethod=sha256,timestamp=2524608000000|";
+    assert_eq!(
+        w.connect(
+            2,
+            c_sdk,
+            "dev_0001&Ab3dEf9h",
+            "0E75DE5465D6FD737C1AC7471F7E384F4F0ED45A7F4AD8B1F8B057C89B3BEF57"
+        ),
+        ConnectDecision::Accept
+    );
+    assert_eq!(
+        w.effects(),
+        vec![Effect::Kick {
+            connection: ConnectionId(1),
+            client_id: E3_ID.into()
+        }]
+    );
+    w.writes();
+    w.engine.handle_disconnect(ConnectionId(1), NOW);
+    assert!(
+        w.engine.is_online("dev_0001&Ab3dEf9h"),
+        "the old connection's disconnect does not take the device offline"
+    );
+    assert!(w.writes().is_empty());
+    w.engine.handle_disconnect(ConnectionId(2), NOW);
+    assert!(!w.engine.is_online("dev_0001&Ab3dEf9h"));
+    assert!(matches!(&w.writes()[..], [StoreWrite::Presence { online: false, .. }]));
+    // Same client id: the broker's takeover closes the old one; no kick.
+    assert_eq!(w.connect(3, E3_ID, "dev_0001&Ab3dEf9h", E3_PW), ConnectDecision::Accept);
+    assert_eq!(w.connect(4, E3_ID, "dev_0001&Ab3dEf9h", E3_PW), ConnectDecision::Accept);
+    assert!(w.effects().is_empty());
+}
+
+#[test]
+fn disabling_a_connected_device_kicks_it() {
+    let w = World::new();
+    assert_eq!(w.connect(1, E3_ID, "dev_0001&Ab3dEf9h", E3_PW), ConnectDecision::Accept);
+    let mut record = w.engine.registry().device("dev_0001&Ab3dEf9h").unwrap();
+    record.enabled = false;
+    w.engine.apply_device_change("dev_0001&Ab3dEf9h", Some(record), NOW);
+    assert_eq!(
+        w.effects(),
+        vec![Effect::Kick {
+            connection: ConnectionId(1),
+            client_id: E3_ID.into()
+        }]
+    );
+    assert!(!w.engine.is_online("dev_0001&Ab3dEf9h"));
+}
+
+#[test]
+fn dynamic_activation_pushes_confirms_and_locks() {
+    let w = World::new();
+    assert_eq!(w.connect(1, E9_ID, "dev_0002&Ab3dEf9h", E9_PW), ConnectDecision::Accept);
+    // Rights of an activation session only.
+    assert_eq!(
+        w.publish(1, "/sys/Ab3dEf9h/dev_0002/thing/measurepoint/post"),
+        AccessDecision::Deny
+    );
+    assert_eq!(
+        w.publish(1, "/ext/session/Ab3dEf9h/dev_0002/thing/activate/info_reply"),
+        AccessDecision::Allow
+    );
+    assert!(
+        w.effects().is_empty(),
+        "nothing is pushed before the secret is committed"
+    );
+    w.issue_commits(NOW);
+    let effects = w.effects();
+    let [
+        Effect::Publish {
+            topic,
+            payload,
+            client_id,
+            ..
+        },
+    ] = &effects[..]
+    else {
+        panic!("{effects:?}")
+    };
+    assert_eq!(topic, "/ext/session/Ab3dEf9h/dev_0002/thing/activate/info");
+    assert_eq!(client_id, E9_ID);
+    let push = json(payload);
+    assert_eq!(push["method"], "thing.activate.info");
+    assert_eq!(push["params"]["deviceKey"], "dev_0002");
+    let secret = push["params"]["deviceSecret"].as_str().unwrap().to_owned();
+    assert_eq!(secret.len(), 32);
+    assert!(
+        !format!("{effects:?}").contains(&secret),
+        "Debug never shows a pushed secret"
+    );
+    let id = push["id"].as_str().unwrap().to_owned();
+    // A wrong id does not confirm; the right one does.
+    let reply =
+        |id: &str| format!(r#"{{"id": "{id}", "code": 200, "data": null, "message": "device activate success"}}"#);
+    let topic = "/ext/session/Ab3dEf9h/dev_0002/thing/activate/info_reply";
+    assert_eq!(
+        w.engine
+            .handle_message(ConnectionId(1), topic, reply("nope").as_bytes(), NOW),
+        MessageDecision::Consume
+    );
+    assert!(!w.engine.registry().device("dev_0002&Ab3dEf9h").unwrap().activated);
+    w.engine.handle_tick(NOW);
+    let again = w.effects();
+    assert!(
+        matches!(&again[..], [Effect::Publish { payload, .. }] if json(payload)["params"]["deviceSecret"] == secret.as_str())
+    );
+    let id2 = match &again[..] {
+        [Effect::Publish { payload, .. }] => json(payload)["id"].as_str().unwrap().to_owned(),
+        _ => unreachable!(),
+    };
+    assert_ne!(id, id2, "each push has a new id");
+    assert_eq!(
+        w.engine
+            .handle_message(ConnectionId(1), topic, reply(&id2).as_bytes(), NOW),
+        MessageDecision::Consume
+    );
+    let record = w.engine.registry().device("dev_0002&Ab3dEf9h").unwrap();
+    assert!(record.activated);
+    assert_eq!(record.secret.as_ref().map(Secret::expose_str), Some(secret.clone()));
+    // The session closes 5 s after activation.
+    w.engine.handle_tick(NOW + 5_000);
+    assert!(matches!(
+        &w.effects()[..],
+        [Effect::Kick {
+            connection: ConnectionId(1),
+            ..
+        }]
+    ));
+    w.engine.handle_disconnect(ConnectionId(1), NOW + 5_000);
+    // A second activation is refused; a login with the delivered secret works.
+    assert_eq!(
+        refused(w.connect(2, E9_ID, "dev_0002&Ab3dEf9h", E9_PW)),
+        Refusal::AlreadyActivated
+    );
+    let content = crate::sign::Content::new(&[
+        ("clientId", "dev_0002"),
+        ("deviceKey", "dev_0002"),
+        ("productKey", PK),
+        ("timestamp", "1"),
+    ]);
+    let method = crate::sign::SignMethod::parse_enos("sha256").unwrap();
+    let sig = crate::sign::compute(method, &content, secret.as_bytes()).to_hex_upper();
+    assert_eq!(
+        w.connect(
+            3,
+            "dev_0002|securemode=2,signmethod=sha256,timestamp=1|",
+            "dev_0002&Ab3dEf9h",
+            &sig
+        ),
+        ConnectDecision::Accept
+    );
+}
+
+#[test]
+fn unconfirmed_activation_is_retried_then_closed() {
+    let w = World::new();
+    assert_eq!(w.connect(1, E9_ID, "dev_0002&Ab3dEf9h", E9_PW), ConnectDecision::Accept);
+    w.issue_commits(NOW);
+    let mut pushes = w.effects().len();
+    for step in 1..=6 {
+        w.engine.handle_tick(NOW + step * 10_000);
+        for e in w.effects() {
+            match e {
+                Effect::Publish { .. } => pushes += 1,
+                Effect::Kick { .. } => {
+                    assert_eq!(pushes, 5, "closed after five pushes");
+                    return;
+                }
+            }
+        }
+    }
+    panic!("the activation session was never closed");
+}
+
+#[test]
+fn login_with_the_pending_secret_confirms_activation() {
+    let w = World::new();
+    assert_eq!(w.connect(1, E9_ID, "dev_0002&Ab3dEf9h", E9_PW), ConnectDecision::Accept);
+    w.issue_commits(NOW);
+    let effects = w.effects();
+    let [Effect::Publish { payload, .. }] = &effects[..] else {
+        panic!()
+    };
+    let secret = json(payload)["params"]["deviceSecret"].as_str().unwrap().to_owned();
+    w.engine.handle_disconnect(ConnectionId(1), NOW);
+    let content = crate::sign::Content::new(&[
+        ("clientId", "dev_0002"),
+        ("deviceKey", "dev_0002"),
+        ("productKey", PK),
+        ("timestamp", "7"),
+    ]);
+    let sig = crate::sign::compute(
+        crate::sign::SignMethod::parse_enos("sha256").unwrap(),
+        &content,
+        secret.as_bytes(),
+    )
+    .to_hex_lower();
+    assert_eq!(
+        w.connect(
+            2,
+            "dev_0002|securemode=2,signmethod=sha256,timestamp=7|",
+            "dev_0002&Ab3dEf9h",
+            &sig
+        ),
+        ConnectDecision::Accept
+    );
+    assert!(w.engine.registry().device("dev_0002&Ab3dEf9h").unwrap().activated);
+}
+
+#[test]
+fn aliyun_register_pushes_the_secret_once() {
+    let w = World::new();
+    let mut p = Product::new("a1B2c3D4e5F", Dialect::Aliyun);
+    p.secret = Some(Secret::new(*b"ProdSecretAli01"));
+    p.dynamic_activation = true;
+    w.engine.apply_product_change("a1B2c3D4e5F", Some(p), NOW);
+    w.engine
+        .apply_device_change("dev02&a1B2c3D4e5F", Some(DeviceRecord::new(None)), NOW);
+    let id = "dev02.a1B2c3D4e5F|random=Xq3Lm9Zt2Wv8Rk1,authType=register,securemode=2,signmethod=hmacsha256|";
+    let pw = "78b27b9a02a66f3f106af5d7d586dab53fc69c439c27daa2c66eca916f34173c";
+    assert_eq!(w.connect(1, id, "dev02&a1B2c3D4e5F", pw), ConnectDecision::Accept);
+    assert_eq!(w.subscribe(1, "/ext/register"), AccessDecision::Deny);
+    assert_eq!(
+        w.engine.authorize_delivery(ConnectionId(1), "/ext/register"),
+        AccessDecision::Allow
+    );
+    w.issue_commits(NOW);
+    let effects = w.effects();
+    let [Effect::Publish { topic, payload, .. }] = &effects[..] else {
+        panic!("{effects:?}")
+    };
+    assert_eq!(topic, "/ext/register");
+    assert_eq!(json(payload)["deviceName"], "dev02");
+    w.engine.handle_tick(NOW + 2_000);
+    assert!(matches!(&w.effects()[..], [Effect::Kick { .. }]));
+    // The product's allowed hashes apply to registration too (sha256 only by default).
+    let md5 = "dev02.a1B2c3D4e5F|random=Xq3Lm9Zt2Wv8Rk1,authType=register,securemode=2,signmethod=hmacmd5|";
+    let content = crate::sign::Content::new(&[
+        ("deviceName", "dev02"),
+        ("productKey", "a1B2c3D4e5F"),
+        ("random", "Xq3Lm9Zt2Wv8Rk1"),
+    ]);
+    let sig = crate::sign::compute(
+        crate::sign::SignMethod::parse_aliyun("hmacmd5").unwrap(),
+        &content,
+        b"ProdSecretAli01",
+    );
+    assert_eq!(
+        refused(w.connect(2, md5, "dev02&a1B2c3D4e5F", &sig.to_hex_lower())),
+        Refusal::SignMethodNotAllowed
+    );
+}
+
+#[test]
+fn gateway_logs_in_sub_devices_and_loses_them() {
+    let w = World::new();
+    w.engine
+        .apply_product_change("subPk", Some(Product::new("subPk", Dialect::Enos)), NOW);
+    let mut sub = DeviceRecord::new(Some(Secret::new(*b"subSecret")));
+    sub.gateway = Some("dev_0001&Ab3dEf9h".into());
+    w.engine.apply_device_change("subDk&subPk", Some(sub), NOW);
+    assert_eq!(w.connect(1, E3_ID, "dev_0001&Ab3dEf9h", E3_PW), ConnectDecision::Accept);
+    let sub_topic = "/sys/subPk/subDk/thing/measurepoint/post";
+    assert_eq!(w.publish(1, sub_topic), AccessDecision::Deny);
+    let login_topic = "/ext/session/Ab3dEf9h/dev_0001/combine/login";
+    let request = r#"{"id": "7", "version": "1.1", "method": "combine.login", "params": {"productKey": "subPk", "deviceKey": "subDk", "clientId": "subPksubDk1795320666359", "timestamp": "1795320666359", "sign": "2fae1b6ec790f7bccb1023c4e123109cb053a04dea71ab00f8b1924fb9c888a3", "secureMode": "2", "signMethod": "hmacsha256", "cleanSession": "False"}}"#;
+    // A bad sign first: 742.
+    let bad = request.replace("2fae", "3fae");
+    assert_eq!(
+        w.engine
+            .handle_message(ConnectionId(1), login_topic, bad.as_bytes(), NOW),
+        MessageDecision::Consume
+    );
+    let effects = w.effects();
+    let [Effect::Publish { topic, payload, .. }] = &effects[..] else {
+        panic!()
+    };
+    assert_eq!(topic, "/ext/session/Ab3dEf9h/dev_0001/combine/login_reply");
+    assert_eq!(json(payload)["code"], 742);
+    assert_eq!(
+        w.engine
+            .handle_message(ConnectionId(1), login_topic, request.as_bytes(), NOW),
+        MessageDecision::Consume
+    );
+    let effects = w.effects();
+    let [Effect::Publish { payload, .. }] = &effects[..] else {
+        panic!()
+    };
+    let reply = json(payload);
+    assert_eq!((reply["id"].as_str(), reply["code"].as_u64()), (Some("7"), Some(200)));
+    assert_eq!(reply["data"]["productKey"], "subPk");
+    assert!(w.engine.is_online("subDk&subPk"));
+    assert_eq!(w.publish(1, sub_topic), AccessDecision::Allow);
+    assert_eq!(
+        w.subscribe(1, "/sys/subPk/subDk/thing/service/+"),
+        AccessDecision::Allow
+    );
+    assert_eq!(w.subscribe(1, "/ext/session/subPk/subDk/#"), AccessDecision::Deny);
+    assert_eq!(w.subscribe(1, "/sys/subPk/+/#"), AccessDecision::Deny);
+    // Logout removes the rights at once.
+    let logout = r#"{"id":"9","params":{"productKey":"subPk","deviceKey":"subDk"}}"#;
+    let _ = w.engine.handle_message(
+        ConnectionId(1),
+        "/ext/session/Ab3dEf9h/dev_0001/combine/logout",
+        logout.as_bytes(),
+        NOW,
+    );
+    assert_eq!(
+        json(match &w.effects()[..] {
+            [Effect::Publish { payload, .. }] => payload,
+            e => panic!("{e:?}"),
+        })["code"],
+        200
+    );
+    assert_eq!(w.publish(1, sub_topic), AccessDecision::Deny);
+    assert!(!w.engine.is_online("subDk&subPk"));
+    // Batch login (Python SDK, seconds-float timestamp), then the gateway disconnects.
+    let batch = r#"{"id": "8", "version": "1.1", "method": "combine.login.batch", "params": {"clientId": "login.batch", "timestamp": "1795320666.3600545", "signMethod": "hmacsha256", "subDevices": [{"productKey": "subPk", "deviceKey": "subDk", "secureMode": "2", "sign": "bfa142ec107597fe6553c25da7b915f283ceb2025d0d781a7afaf6b411b6f8be"}, {"productKey": "subPk", "deviceKey": "other", "sign": "00"}]}}"#;
+    let _ = w.engine.handle_message(
+        ConnectionId(1),
+        "/ext/session/Ab3dEf9h/dev_0001/combine/login/batch",
+        batch.as_bytes(),
+        NOW,
+    );
+    let effects = w.effects();
+    let [Effect::Publish { topic, payload, .. }] = &effects[..] else {
+        panic!()
+    };
+    assert!(topic.ends_with("combine/login/batch_reply"));
+    let reply = json(payload);
+    assert_eq!(reply["code"], 740);
+    assert_eq!(reply["data"]["loginedSubDevices"][0]["deviceKey"], "subDk");
+    assert_eq!(reply["data"]["failedSubDevices"][0]["deviceKey"], "other");
+    assert_eq!(w.publish(1, sub_topic), AccessDecision::Allow);
+    w.engine.handle_disconnect(ConnectionId(1), NOW);
+    assert!(!w.engine.is_online("subDk&subPk"));
+}
+
+#[test]
+fn malformed_gateway_requests_get_reply_codes() {
+    use super::gateway::{GatewayOp, parse_request};
+    let code = |op, p: &str| parse_request(op, p.as_bytes()).unwrap_err().1.0;
+    assert_eq!(code(GatewayOp::Login, ""), 1251);
+    assert_eq!(code(GatewayOp::Login, "{"), 1220);
+    assert_eq!(code(GatewayOp::Login, r#"{"id":"1"}"#), 1220);
+    assert_eq!(
+        code(GatewayOp::Login, r#"{"id":"1","method":"combine.logout","params":{}}"#),
+        1260
+    );
+    assert_eq!(
+        code(
+            GatewayOp::Login,
+            r#"{"id":1,"params":{"productKey":"a","deviceKey":"b","clientId":"c","timestamp":1,"sign":"x","signMethod":"sha512"}}"#
+        ),
+        460
+    );
+    assert_eq!(
+        code(
+            GatewayOp::Login,
+            r#"{"params":{"productKey":"a","deviceKey":"b","clientId":"c","timestamp":1,"sign":"x","signMethod":"sha256","cleanSession":"maybe"}}"#
+        ),
+        1220
+    );
+    let many: Vec<String> = (0..51)
+        .map(|i| format!(r#"{{"productKey":"p","deviceKey":"d{i}","sign":"00"}}"#))
+        .collect();
+    assert_eq!(
+        code(
+            GatewayOp::BatchLogin,
+            &format!(
+                r#"{{"params":{{"clientId":"c","timestamp":"1","signMethod":"sha256","subDevices":[{}]}}}}"#,
+                many.join(",")
+            )
+        ),
+        460
+    );
+    assert_eq!(code(GatewayOp::Login, &"x".repeat(70_000)), 1008);
+    let (id, _) = parse_request(
+        GatewayOp::Logout,
+        br#"{"id":12,"params":{"productKey":"a","deviceKey":"b"}}"#,
+    )
+    .unwrap();
+    assert_eq!(id.as_deref(), Some("12"));
+}
+
+#[test]
+fn idle_devices_go_offline_and_come_back() {
+    let w = World::new();
+    w.product(|p| p.offline_after_secs = 60);
+    assert_eq!(w.connect(1, E3_ID, "dev_0001&Ab3dEf9h", E3_PW), ConnectDecision::Accept);
+    w.writes();
+    w.engine.handle_tick(NOW + 30_000);
+    assert!(w.writes().is_empty());
+    w.engine.handle_tick(NOW + 61_000);
+    assert!(matches!(&w.writes()[..], [StoreWrite::Presence { online: false, .. }]));
+    let _ = w
+        .engine
+        .authorize_publish(ConnectionId(1), "/sys/Ab3dEf9h/dev_0001/x", false, NOW + 62_000);
+    assert!(matches!(&w.writes()[..], [StoreWrite::Presence { online: true, .. }]));
+}
+
+#[test]
+fn principals_read_all_devices_and_send_commands() {
+    let w = World::new();
+    let hash = crate::principal::hash_password(b"s3cret-backend").unwrap();
+    let rules = crate::acl::TopicRules::new(vec![
+        crate::acl::TopicRule::parse_principal("sub:/sys/+/+/thing/#").unwrap(),
+        crate::acl::TopicRule::parse_principal("pub:/sys/+/+/thing/service/#").unwrap(),
+    ]);
+    w.engine.apply_principal_change(
+        "backend",
+        Some(crate::principal::Principal::new("backend", &hash, rules)),
+    );
+    assert_eq!(refused(w.connect(1, "b1", "backend", "wrong")), Refusal::BadPassword);
+    assert_eq!(
+        refused(w.connect(1, "b1", "nobody", "wrong")),
+        Refusal::UnknownPrincipal
+    );
+    assert_eq!(w.connect(1, "b1", "backend", "s3cret-backend"), ConnectDecision::Accept);
+    assert_eq!(w.subscribe(1, "/sys/+/+/thing/#"), AccessDecision::Allow);
+    assert_eq!(w.subscribe(1, "$share/workers//sys/+/+/thing/#"), AccessDecision::Allow);
+    assert_eq!(w.subscribe(1, "#"), AccessDecision::Deny);
+    assert_eq!(
+        w.publish(1, "/sys/Ab3dEf9h/dev_0001/thing/service/reboot"),
+        AccessDecision::Allow
+    );
+    assert_eq!(
+        w.publish(1, "/sys/Ab3dEf9h/dev_0001/thing/measurepoint/post"),
+        AccessDecision::Deny
+    );
+    w.engine.apply_principal_change("backend", None);
+    assert!(matches!(
+        &w.effects()[..],
+        [Effect::Kick {
+            connection: ConnectionId(1),
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn product_changes_reach_live_sessions() {
+    let w = World::new();
+    assert_eq!(w.connect(1, E3_ID, "dev_0001&Ab3dEf9h", E3_PW), ConnectDecision::Accept);
+    let custom = "/Ab3dEf9h/dev_0001/custom/x";
+    assert_eq!(w.publish(1, custom), AccessDecision::Deny);
+    w.product(|p| {
+        p.extra_rules = vec![crate::acl::TopicRule::parse("pub:/{productKey}/{deviceKey}/custom/#").unwrap()]
+    });
+    assert_eq!(w.publish(1, custom), AccessDecision::Allow);
+}
+
+#[test]
+fn commands_reach_devices_that_never_subscribed() {
+    let w = World::new();
+    let hash = crate::principal::hash_password(b"pw").unwrap();
+    let rules = crate::acl::TopicRules::new(vec![
+        crate::acl::TopicRule::parse_principal("pub:/sys/+/+/thing/service/#").unwrap(),
+    ]);
+    w.engine.apply_principal_change(
+        "backend",
+        Some(crate::principal::Principal::new("backend", &hash, rules)),
+    );
+    assert_eq!(w.connect(1, E3_ID, "dev_0001&Ab3dEf9h", E3_PW), ConnectDecision::Accept);
+    assert_eq!(w.connect(2, "b1", "backend", "pw"), ConnectDecision::Accept);
+    let command = "/sys/Ab3dEf9h/dev_0001/thing/service/reboot";
+    let send = || w.engine.handle_message(ConnectionId(2), command, b"{}", NOW);
+    assert_eq!(send(), MessageDecision::Forward, "subscribers still get it");
+    let effects = w.effects();
+    let [
+        Effect::Publish {
+            connection,
+            topic,
+            payload,
+            client_id,
+            ..
+        },
+    ] = &effects[..]
+    else {
+        panic!("{effects:?}")
+    };
+    assert_eq!(
+        (*connection, topic.as_str(), payload.as_slice(), client_id.as_str()),
+        (ConnectionId(1), command, &b"{}"[..], E3_ID)
+    );
+    // With its own matching subscription the device gets it once, through the subscription.
+    let filter = "/sys/Ab3dEf9h/dev_0001/thing/service/#";
+    assert_eq!(w.subscribe(1, filter), AccessDecision::Allow);
+    let _ = send();
+    assert!(w.effects().is_empty());
+    w.engine.handle_unsubscribe(ConnectionId(1), filter);
+    let _ = send();
+    assert_eq!(w.effects().len(), 1);
+    // Nobody online, or a topic naming no device: nothing to deliver.
+    let _ = w.engine.handle_message(
+        ConnectionId(2),
+        "/sys/Ab3dEf9h/dev_0002/thing/service/reboot",
+        b"{}",
+        NOW,
+    );
+    let _ = w.engine.handle_message(ConnectionId(2), "/elsewhere/x", b"{}", NOW);
+    assert!(w.effects().is_empty());
+    // A device publishing on its own topics is not echoed back to itself.
+    let _ = w.engine.handle_message(
+        ConnectionId(1),
+        "/sys/Ab3dEf9h/dev_0001/thing/measurepoint/post",
+        b"{}",
+        NOW,
+    );
+    assert!(w.effects().is_empty());
+}
+
+#[test]
+fn debug_output_never_shows_passwords_or_tokens() {
+    let request = ConnectRequest {
+        client_id: b"c",
+        username: Some(b"backend"),
+        password: Some(b"hunter2"),
+        address: None,
+    };
+    assert!(!format!("{request:?}").contains("hunter2"));
+    let login = crate::credentials::parse_device_login(
+        Dialect::Aliyun,
+        crate::credentials::Binding::Strict,
+        crate::credentials::Identity {
+            product_key: "a1B2c3D4e5F",
+            device_key: "dev01",
+        },
+        b"a1B2c3D4e5F.dev01|authType=connwl,securemode=-2|",
+        Some(b"tok-secret-123"),
+    )
+    .unwrap();
+    assert!(!format!("{login:?}").contains("tok-secret-123"));
+}

@@ -1,0 +1,303 @@
+//! The in-memory view the hooks read: products, devices and principals.
+//!
+//! It is complete, not a cache: a device missing here is refused, never
+//! looked up. That rules out an evicting cache (moka); a `DashMap` gives
+//! sharded locks, so broker threads read concurrently while the background
+//! task applies changes. Devices are keyed by their username form
+//! `{dk}&{pk}`, which is unique because keys cannot contain `&`, and which
+//! a login can look up straight from its username without allocating.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use dashmap::DashMap;
+
+use crate::acl::{TopicRule, TopicRules};
+use crate::credentials::{Dialect, Identity};
+use crate::principal::Principal;
+use crate::secret::Secret;
+use crate::sign::AlgSet;
+
+/// A product's timestamp freshness policy (PROTOCOL.md §3.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TimestampPolicy {
+    /// The timestamp is sign input only.
+    #[default]
+    Off,
+    /// The timestamp must be within this many seconds of now.
+    Enforce {
+        /// The window in seconds.
+        window_secs: u32,
+    },
+}
+
+/// A product as the hooks need it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Product {
+    /// The product key.
+    pub key: Box<str>,
+    /// The product secret (dynamic activation, registration), if any.
+    pub secret: Option<Secret>,
+    /// EnOS or Aliyun.
+    pub dialect: Dialect,
+    /// Allowed hash algorithms.
+    pub sign_methods: AlgSet,
+    /// Timestamp freshness.
+    pub timestamp_policy: TimestampPolicy,
+    /// Whether devices may activate (EnOS securemode 3) or register (Aliyun).
+    pub dynamic_activation: bool,
+    /// Whether any identity part of 1–64 bytes is accepted.
+    pub free_client_id: bool,
+    /// Whether devices may use `$share/…` filters.
+    pub shared_subscriptions: bool,
+    /// Whether devices may publish retained messages.
+    pub allow_retain: bool,
+    /// Seconds without traffic after which a device counts as offline; 0 = never.
+    pub offline_after_secs: u32,
+    /// The most sub-devices one gateway may have logged in at once.
+    pub max_sub_devices: u32,
+    /// Product-specific topic templates on top of the dialect's defaults.
+    pub extra_rules: Vec<TopicRule>,
+    /// The defaults plus `extra_rules`, computed once.
+    pub rules: TopicRules,
+}
+
+impl Product {
+    /// A product with the defaults of its dialect.
+    pub fn new(key: &str, dialect: Dialect) -> Self {
+        let mut p = Product {
+            key: key.into(),
+            secret: None,
+            dialect,
+            sign_methods: AlgSet::default(),
+            timestamp_policy: TimestampPolicy::Off,
+            dynamic_activation: false,
+            free_client_id: false,
+            shared_subscriptions: false,
+            allow_retain: false,
+            offline_after_secs: 0,
+            max_sub_devices: match dialect {
+                Dialect::Enos => 200,
+                Dialect::Aliyun => 2000,
+            },
+            extra_rules: Vec::new(),
+            rules: TopicRules::default(),
+        };
+        p.rebuild_rules();
+        p
+    }
+
+    /// Recomputes `rules` after `dialect` or `extra_rules` changed.
+    pub fn rebuild_rules(&mut self) {
+        self.rules = TopicRules::device_defaults(self.dialect).with(&self.extra_rules);
+    }
+}
+
+/// A device as the hooks need it. Online state is not here: it belongs to
+/// connections, which the engine tracks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceRecord {
+    /// The device secret; absent until a dynamic device activates.
+    pub secret: Option<Secret>,
+    /// A secret issued by dynamic activation or registration, not yet confirmed.
+    pub pending_secret: Option<Secret>,
+    /// SHA-256 of an Aliyun `regnwl` device token, if one was issued.
+    pub token_hash: Option<Box<[u8; 32]>>,
+    /// The gateway this device belongs to, as `{gdk}&{gpk}`.
+    pub gateway: Option<Box<str>>,
+    /// Enabled by the operator.
+    pub enabled: bool,
+    /// Activated at least once.
+    pub activated: bool,
+    /// Bumped by every operator change to the device's secret or
+    /// activation (reset, register, new secret); a change throws it off.
+    pub secret_version: u32,
+}
+
+impl DeviceRecord {
+    /// An enabled, inactive device with `secret`.
+    pub fn new(secret: Option<Secret>) -> Self {
+        DeviceRecord {
+            secret,
+            pending_secret: None,
+            token_hash: None,
+            gateway: None,
+            enabled: true,
+            activated: false,
+            secret_version: 1,
+        }
+    }
+}
+
+/// The longest `{dk}&{pk}` key.
+pub const MAX_DEVICE_KEY_LEN: usize = 129;
+
+/// Runs `f` with the `{dk}&{pk}` key of `identity`, built on the stack.
+pub fn with_device_key<R>(identity: Identity<'_>, f: impl FnOnce(&str) -> R) -> Option<R> {
+    let mut buf = [0u8; MAX_DEVICE_KEY_LEN];
+    let dk = identity.device_key.as_bytes();
+    let pk = identity.product_key.as_bytes();
+    let len = dk.len() + 1 + pk.len();
+    let out = buf.get_mut(..len)?;
+    let (dk_part, rest) = out.split_at_mut(dk.len());
+    dk_part.copy_from_slice(dk);
+    let (amp, pk_part) = rest.split_first_mut()?;
+    *amp = b'&';
+    pk_part.copy_from_slice(pk);
+    std::str::from_utf8(out).ok().map(f)
+}
+
+/// Splits a `{dk}&{pk}` key back into an identity.
+pub fn identity_of(key: &str) -> Option<Identity<'_>> {
+    let (device_key, product_key) = key.split_once('&')?;
+    Some(Identity {
+        product_key,
+        device_key,
+    })
+}
+
+/// The in-memory registry.
+#[derive(Debug, Default)]
+pub struct Registry {
+    products: DashMap<Box<str>, Arc<Product>>,
+    devices: DashMap<Box<str>, DeviceRecord>,
+    principals: DashMap<Box<str>, Arc<Principal>>,
+    loaded: AtomicBool,
+}
+
+impl Registry {
+    /// An empty registry, not yet loaded (logins get `UNAVAILABLE`).
+    pub fn new() -> Self {
+        Registry::default()
+    }
+
+    /// Whether the first full load has completed.
+    pub fn is_loaded(&self) -> bool {
+        self.loaded.load(Ordering::Acquire)
+    }
+
+    /// Marks the first full load as complete.
+    pub fn mark_loaded(&self) {
+        self.loaded.store(true, Ordering::Release);
+    }
+
+    /// The product with key `pk`.
+    pub fn product(&self, pk: &str) -> Option<Arc<Product>> {
+        self.products.get(pk).map(|p| Arc::clone(&p))
+    }
+
+    /// Inserts or replaces a product.
+    pub fn put_product(&self, product: Product) {
+        self.products.insert(product.key.clone(), Arc::new(product));
+    }
+
+    /// Removes a product and its devices.
+    pub fn remove_product(&self, pk: &str) {
+        self.products.remove(pk);
+        self.devices
+            .retain(|key, _| identity_of(key).is_none_or(|id| id.product_key != pk));
+    }
+
+    /// Reads the device `{dk}&{pk}` through `f`.
+    pub fn with_device<R>(&self, key: &str, f: impl FnOnce(&DeviceRecord) -> R) -> Option<R> {
+        self.devices.get(key).map(|d| f(&d))
+    }
+
+    /// A copy of the device `{dk}&{pk}`.
+    pub fn device(&self, key: &str) -> Option<DeviceRecord> {
+        self.with_device(key, DeviceRecord::clone)
+    }
+
+    /// Changes the device `{dk}&{pk}` through `f`; false if it does not exist.
+    pub fn update_device(&self, key: &str, f: impl FnOnce(&mut DeviceRecord)) -> bool {
+        self.devices.get_mut(key).map(|mut d| f(&mut d)).is_some()
+    }
+
+    /// Inserts or replaces a device; returns the previous record.
+    pub fn put_device(&self, key: &str, record: DeviceRecord) -> Option<DeviceRecord> {
+        self.devices.insert(key.into(), record)
+    }
+
+    /// Removes a device; returns its record.
+    pub fn remove_device(&self, key: &str) -> Option<DeviceRecord> {
+        self.devices.remove(key).map(|(_, d)| d)
+    }
+
+    /// The principal named `name`.
+    pub fn principal(&self, name: &str) -> Option<Arc<Principal>> {
+        self.principals.get(name).map(|p| Arc::clone(&p))
+    }
+
+    /// Inserts or replaces a principal.
+    pub fn put_principal(&self, principal: Principal) {
+        self.principals.insert(principal.name.clone(), Arc::new(principal));
+    }
+
+    /// Removes a principal.
+    pub fn remove_principal(&self, name: &str) {
+        self.principals.remove(name);
+    }
+
+    /// Every device key, for reconciliation.
+    pub fn device_keys(&self) -> Vec<Box<str>> {
+        self.devices.iter().map(|e| e.key().clone()).collect()
+    }
+
+    /// Every product key, for reconciliation.
+    pub fn product_keys(&self) -> Vec<Box<str>> {
+        self.products.iter().map(|e| e.key().clone()).collect()
+    }
+
+    /// Every principal name, for reconciliation.
+    pub fn principal_names(&self) -> Vec<Box<str>> {
+        self.principals.iter().map(|e| e.key().clone()).collect()
+    }
+
+    /// How many devices are loaded.
+    pub fn device_count(&self) -> usize {
+        self.devices.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_key_round_trip() {
+        let id = Identity {
+            product_key: "pk",
+            device_key: "dk",
+        };
+        assert_eq!(with_device_key(id, str::to_owned).as_deref(), Some("dk&pk"));
+        assert_eq!(identity_of("dk&pk"), Some(id));
+        let long = "a".repeat(64);
+        let id = Identity {
+            product_key: &long,
+            device_key: &long,
+        };
+        assert_eq!(with_device_key(id, |k| k.len()), Some(129));
+        let too_long = "a".repeat(65);
+        assert_eq!(
+            with_device_key(
+                Identity {
+                    product_key: &too_long,
+                    device_key: &long
+                },
+                |k| k.len()
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn removing_a_product_removes_its_devices() {
+        let r = Registry::new();
+        r.put_product(Product::new("pk", Dialect::Enos));
+        r.put_device("a&pk", DeviceRecord::new(None));
+        r.put_device("a&other", DeviceRecord::new(None));
+        r.remove_product("pk");
+        assert!(r.product("pk").is_none());
+        assert_eq!(r.device_keys(), vec![Box::from("a&other")]);
+    }
+}

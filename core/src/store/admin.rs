@@ -1,0 +1,791 @@
+//! Operator commands: products, devices, principals, registration, import
+//! and status. Every change that brokers must see appends a change row in
+//! the same transaction.
+
+use serde::Serialize;
+use sqlx::{AnyConnection, Row};
+
+use super::writes::record_change;
+use super::{Store, StoreError, now_ms, rows};
+use crate::acl::TopicRule;
+use crate::credentials::{Dialect, KeyKind, validate_key};
+use crate::secret::Secret;
+use crate::sign::AlgSet;
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn check_key(kind: KeyKind, key: &str) -> Result<(), StoreError> {
+    validate_key(kind, key.as_bytes())
+        .map(|_| ())
+        .map_err(|e| StoreError::Invalid(format!("`{key}`: {e}")))
+}
+
+fn check_secret(secret: &str) -> Result<(), StoreError> {
+    if secret.is_empty() || secret.len() > 128 || secret.chars().any(char::is_control) {
+        return Err(StoreError::Invalid(
+            "a secret must be 1 to 128 printable characters".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+fn new_secret() -> Result<String, StoreError> {
+    Secret::generate().map(|s| s.expose_str()).map_err(|e| {
+        StoreError::Invalid(format!(
+            "cannot generate a secret: the operating system RNG failed: {e}"
+        ))
+    })
+}
+
+/// A product's settings, as created or updated by an operator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProductSpec {
+    /// The product key.
+    pub product_key: String,
+    /// The product secret (dynamic activation and registration).
+    #[serde(skip)]
+    pub secret: Option<String>,
+    /// `enos` or `aliyun`.
+    pub dialect: String,
+    /// Allowed hashes, e.g. `sha256,sha1`.
+    pub sign_methods: String,
+    /// Timestamp window in seconds; `None` = policy off.
+    pub timestamp_window_secs: Option<u32>,
+    /// Dynamic activation (EnOS) or registration (Aliyun) allowed.
+    pub dynamic_activation: bool,
+    /// Any identity part accepted in the client id.
+    pub free_client_id: bool,
+    /// `$share/` filters allowed for devices.
+    pub shared_subscriptions: bool,
+    /// Retained publishes allowed for devices.
+    pub allow_retain: bool,
+    /// Idle seconds before a device counts as offline; 0 = never.
+    pub offline_after_secs: u32,
+    /// Sub-devices per gateway; `None` = the dialect's default.
+    pub max_sub_devices: Option<u32>,
+    /// Extra topic rules, `pub:|sub:|all:TEMPLATE`.
+    pub extra_topics: Vec<String>,
+}
+
+impl ProductSpec {
+    /// The defaults for a new product of `dialect`.
+    pub fn new(product_key: &str, dialect: Dialect) -> Self {
+        ProductSpec {
+            product_key: product_key.to_owned(),
+            secret: None,
+            dialect: dialect.name().to_owned(),
+            sign_methods: AlgSet::default().to_list(),
+            timestamp_window_secs: None,
+            dynamic_activation: false,
+            free_client_id: false,
+            shared_subscriptions: false,
+            allow_retain: false,
+            offline_after_secs: 0,
+            max_sub_devices: None,
+            extra_topics: Vec::new(),
+        }
+    }
+
+    fn validate(&self) -> Result<(), StoreError> {
+        check_key(KeyKind::Product, &self.product_key)?;
+        if Dialect::from_name(&self.dialect).is_none() {
+            return Err(StoreError::Invalid(format!(
+                "unknown dialect `{}` (expected enos or aliyun)",
+                self.dialect
+            )));
+        }
+        AlgSet::parse(&self.sign_methods).map_err(StoreError::Invalid)?;
+        if let Some(secret) = &self.secret {
+            check_secret(secret)?;
+        }
+        for rule in &self.extra_topics {
+            TopicRule::parse(rule).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        }
+        if self.dynamic_activation && self.secret.is_none() {
+            return Err(StoreError::Invalid(
+                "dynamic activation needs a product secret".to_owned(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Changes to a product; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct ProductUpdate {
+    /// A new product secret.
+    pub secret: Option<String>,
+    /// A new dialect.
+    pub dialect: Option<Dialect>,
+    /// New allowed hashes.
+    pub sign_methods: Option<AlgSet>,
+    /// A new timestamp window; `Some(0)` turns the policy off.
+    pub timestamp_window_secs: Option<u32>,
+    /// Dynamic activation on or off.
+    pub dynamic_activation: Option<bool>,
+    /// Free client ids on or off.
+    pub free_client_id: Option<bool>,
+    /// Shared subscriptions on or off.
+    pub shared_subscriptions: Option<bool>,
+    /// Retain on or off.
+    pub allow_retain: Option<bool>,
+    /// A new idle window.
+    pub offline_after_secs: Option<u32>,
+    /// A new sub-device limit.
+    pub max_sub_devices: Option<u32>,
+    /// New extra topic rules (replacing the old ones).
+    pub extra_topics: Option<Vec<String>>,
+}
+
+/// A product as listed and shown.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProductInfo {
+    /// The settings.
+    #[serde(flatten)]
+    pub spec: ProductSpec,
+    /// Whether a product secret is set (the secret itself is never shown).
+    pub has_secret: bool,
+    /// How many devices it has.
+    pub devices: i64,
+    /// Creation time, ms since the epoch.
+    pub created_at: i64,
+}
+
+/// A device to create.
+#[derive(Debug, Clone, Default)]
+pub struct DeviceSpec {
+    /// Its secret; generated when `None` unless `no_secret`.
+    pub secret: Option<String>,
+    /// Create without a secret, waiting for dynamic activation.
+    pub no_secret: bool,
+    /// Its gateway, `(gpk, gdk)`.
+    pub gateway: Option<(String, String)>,
+}
+
+/// A device as listed and shown. Secrets are never included.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeviceInfo {
+    /// The product key.
+    pub product_key: String,
+    /// The device key.
+    pub device_key: String,
+    /// Enabled by the operator.
+    pub enabled: bool,
+    /// Activation time, if activated.
+    pub activated_at: Option<i64>,
+    /// Online as last written by a broker.
+    pub online: bool,
+    /// Last login or traffic, ms since the epoch.
+    pub last_seen_at: Option<i64>,
+    /// Last peer address.
+    pub last_address: Option<String>,
+    /// `gdk&gpk` of its gateway, if it is a sub-device.
+    pub gateway: Option<String>,
+    /// Whether it has a device secret.
+    pub has_secret: bool,
+    /// Whether an issued secret awaits confirmation.
+    pub pending_activation: bool,
+    /// Creation time.
+    pub created_at: i64,
+}
+
+/// One row of a CSV import.
+#[derive(Debug, Clone)]
+pub struct ImportRow {
+    /// The 1-based line in the file, for messages.
+    pub line: u64,
+    /// The device key.
+    pub device_key: String,
+    /// Its secret; generated when `None`.
+    pub secret: Option<String>,
+    /// Its gateway as `gpk/gdk`, if any.
+    pub gateway: Option<(String, String)>,
+}
+
+/// A principal as listed.
+#[derive(Debug, Clone, Serialize)]
+pub struct PrincipalInfo {
+    /// The login name.
+    pub name: String,
+    /// Its rules.
+    pub rules: Vec<String>,
+    /// Creation time.
+    pub created_at: i64,
+}
+
+/// Device counts of one product.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProductStatus {
+    /// The product key.
+    pub product_key: String,
+    /// All devices.
+    pub total: i64,
+    /// Enabled devices.
+    pub enabled: i64,
+    /// Disabled devices.
+    pub disabled: i64,
+    /// Activated devices.
+    pub activated: i64,
+    /// Never activated.
+    pub inactive: i64,
+    /// Online now.
+    pub online: i64,
+}
+
+const DEVICE_INFO_COLUMNS: &str = "product_key, device_key, enabled, activated_at, online, last_seen_at, last_address, \
+     gateway_product_key, gateway_device_key, device_secret IS NOT NULL AS has_secret, \
+     pending_secret IS NOT NULL AS pending, created_at";
+
+fn device_info(row: &sqlx::any::AnyRow) -> Result<DeviceInfo, sqlx::Error> {
+    let gateway = match (
+        row.try_get::<Option<String>, _>("gateway_product_key")?,
+        row.try_get::<Option<String>, _>("gateway_device_key")?,
+    ) {
+        (Some(gpk), Some(gdk)) => Some(format!("{gpk}/{gdk}")),
+        _ => None,
+    };
+    Ok(DeviceInfo {
+        product_key: row.try_get("product_key")?,
+        device_key: row.try_get("device_key")?,
+        enabled: rows::flag(row, "enabled")?,
+        activated_at: row.try_get("activated_at")?,
+        online: rows::flag(row, "online")?,
+        last_seen_at: row.try_get("last_seen_at")?,
+        last_address: row.try_get("last_address")?,
+        gateway,
+        has_secret: row
+            .try_get::<bool, _>("has_secret")
+            .or_else(|_| row.try_get::<i64, _>("has_secret").map(|v| v != 0))?,
+        pending_activation: row
+            .try_get::<bool, _>("pending")
+            .or_else(|_| row.try_get::<i64, _>("pending").map(|v| v != 0))?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn product_spec(row: &sqlx::any::AnyRow) -> Result<ProductSpec, sqlx::Error> {
+    let opt_u32 = |col: &str| -> Result<Option<u32>, sqlx::Error> {
+        Ok(row
+            .try_get::<Option<i64>, _>(col)?
+            .map(|v| u32::try_from(v).unwrap_or(u32::MAX)))
+    };
+    let extra: String = row.try_get("extra_topics")?;
+    Ok(ProductSpec {
+        product_key: row.try_get("product_key")?,
+        secret: row.try_get("product_secret")?,
+        dialect: row.try_get("dialect")?,
+        sign_methods: row.try_get("sign_methods")?,
+        timestamp_window_secs: opt_u32("timestamp_window_secs")?,
+        dynamic_activation: rows::flag(row, "dynamic_activation")?,
+        free_client_id: rows::flag(row, "free_client_id")?,
+        shared_subscriptions: rows::flag(row, "shared_subscriptions")?,
+        allow_retain: rows::flag(row, "allow_retain")?,
+        offline_after_secs: opt_u32("offline_after_secs")?.unwrap_or(0),
+        max_sub_devices: opt_u32("max_sub_devices")?,
+        extra_topics: extra
+            .lines()
+            .map(str::to_owned)
+            .filter(|l| !l.trim().is_empty())
+            .collect(),
+    })
+}
+
+async fn device_exists(conn: &mut AnyConnection, pk: &str, dk: &str) -> Result<bool, sqlx::Error> {
+    let row = sqlx::query("SELECT COUNT(*) AS n FROM devices WHERE product_key = $1 AND device_key = $2")
+        .bind(pk)
+        .bind(dk)
+        .fetch_one(conn)
+        .await?;
+    Ok(row.try_get::<i64, _>("n")? > 0)
+}
+
+impl Store {
+    /// Creates a product. With dynamic activation and no secret given, a
+    /// product secret is generated; it is returned (to print once).
+    pub async fn create_product(&self, mut spec: ProductSpec) -> Result<Option<String>, StoreError> {
+        let generated = if spec.dynamic_activation && spec.secret.is_none() {
+            let s = new_secret()?;
+            spec.secret = Some(s.clone());
+            Some(s)
+        } else {
+            None
+        };
+        spec.validate()?;
+        let mut tx = self.pool.begin().await?;
+        let exists = sqlx::query("SELECT COUNT(*) AS n FROM products WHERE product_key = $1")
+            .bind(&spec.product_key)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get::<i64, _>("n")?;
+        if exists > 0 {
+            return Err(StoreError::ProductExists(spec.product_key));
+        }
+        sqlx::query(
+            "INSERT INTO products (product_key, product_secret, dialect, sign_methods, timestamp_window_secs, \
+             dynamic_activation, free_client_id, shared_subscriptions, allow_retain, offline_after_secs, \
+             max_sub_devices, extra_topics, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        )
+        .bind(&spec.product_key)
+        .bind(spec.secret.as_deref())
+        .bind(&spec.dialect)
+        .bind(&spec.sign_methods)
+        .bind(spec.timestamp_window_secs.map(i64::from))
+        .bind(i64::from(spec.dynamic_activation))
+        .bind(i64::from(spec.free_client_id))
+        .bind(i64::from(spec.shared_subscriptions))
+        .bind(i64::from(spec.allow_retain))
+        .bind(i64::from(spec.offline_after_secs))
+        .bind(spec.max_sub_devices.map(i64::from))
+        .bind(spec.extra_topics.join("\n"))
+        .bind(to_i64(now_ms()))
+        .execute(&mut *tx)
+        .await?;
+        record_change(&mut tx, "product", Some(&spec.product_key), None, None, now_ms()).await?;
+        tx.commit().await?;
+        Ok(generated)
+    }
+
+    /// Changes a product's settings.
+    pub async fn update_product(&self, pk: &str, update: ProductUpdate) -> Result<(), StoreError> {
+        let mut spec = self.product_info(pk).await?.spec;
+        if let Some(v) = update.secret {
+            spec.secret = Some(v);
+        }
+        if let Some(v) = update.dialect {
+            spec.dialect = v.name().to_owned();
+        }
+        if let Some(v) = update.sign_methods {
+            spec.sign_methods = v.to_list();
+        }
+        if let Some(v) = update.timestamp_window_secs {
+            spec.timestamp_window_secs = (v > 0).then_some(v);
+        }
+        if let Some(v) = update.dynamic_activation {
+            spec.dynamic_activation = v;
+        }
+        if let Some(v) = update.free_client_id {
+            spec.free_client_id = v;
+        }
+        if let Some(v) = update.shared_subscriptions {
+            spec.shared_subscriptions = v;
+        }
+        if let Some(v) = update.allow_retain {
+            spec.allow_retain = v;
+        }
+        if let Some(v) = update.offline_after_secs {
+            spec.offline_after_secs = v;
+        }
+        if let Some(v) = update.max_sub_devices {
+            spec.max_sub_devices = Some(v);
+        }
+        if let Some(v) = update.extra_topics {
+            spec.extra_topics = v;
+        }
+        spec.validate()?;
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE products SET product_secret = $1, dialect = $2, sign_methods = $3, timestamp_window_secs = $4, \
+             dynamic_activation = $5, free_client_id = $6, shared_subscriptions = $7, allow_retain = $8, \
+             offline_after_secs = $9, max_sub_devices = $10, extra_topics = $11 WHERE product_key = $12",
+        )
+        .bind(spec.secret.as_deref())
+        .bind(&spec.dialect)
+        .bind(&spec.sign_methods)
+        .bind(spec.timestamp_window_secs.map(i64::from))
+        .bind(i64::from(spec.dynamic_activation))
+        .bind(i64::from(spec.free_client_id))
+        .bind(i64::from(spec.shared_subscriptions))
+        .bind(i64::from(spec.allow_retain))
+        .bind(i64::from(spec.offline_after_secs))
+        .bind(spec.max_sub_devices.map(i64::from))
+        .bind(spec.extra_topics.join("\n"))
+        .bind(pk)
+        .execute(&mut *tx)
+        .await?;
+        record_change(&mut tx, "product", Some(pk), None, None, now_ms()).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Deletes a product and its devices.
+    pub async fn delete_product(&self, pk: &str) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let devices = sqlx::query("DELETE FROM devices WHERE product_key = $1")
+            .bind(pk)
+            .execute(&mut *tx)
+            .await?;
+        let done = sqlx::query("DELETE FROM products WHERE product_key = $1")
+            .bind(pk)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::UnknownProduct(pk.to_owned()));
+        }
+        record_change(&mut tx, "product", Some(pk), None, None, now_ms()).await?;
+        tx.commit().await?;
+        Ok(devices.rows_affected())
+    }
+
+    /// Every product with its device count.
+    pub async fn list_products(&self) -> Result<Vec<ProductInfo>, StoreError> {
+        let sql = format!(
+            "SELECT {}, (SELECT COUNT(*) FROM devices d WHERE d.product_key = p.product_key) AS devices \
+             FROM products p ORDER BY product_key",
+            rows::PRODUCT_COLUMNS
+        );
+        let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|row| {
+                let spec = product_spec(row)?;
+                Ok(ProductInfo {
+                    has_secret: spec.secret.is_some(),
+                    spec,
+                    devices: row.try_get("devices")?,
+                    created_at: row.try_get("created_at")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+
+    /// One product.
+    pub async fn product_info(&self, pk: &str) -> Result<ProductInfo, StoreError> {
+        self.list_products()
+            .await?
+            .into_iter()
+            .find(|p| p.spec.product_key == pk)
+            .ok_or_else(|| StoreError::UnknownProduct(pk.to_owned()))
+    }
+
+    async fn require_product(&self, conn: &mut AnyConnection, pk: &str) -> Result<ProductSpec, StoreError> {
+        let sql = format!("SELECT {} FROM products WHERE product_key = $1", rows::PRODUCT_COLUMNS);
+        let row = sqlx::query(&sql).bind(pk).fetch_optional(conn).await?;
+        row.as_ref()
+            .map(product_spec)
+            .transpose()?
+            .ok_or_else(|| StoreError::UnknownProduct(pk.to_owned()))
+    }
+
+    /// Inserts one device in an open transaction; `Ok(None)` if it exists.
+    async fn insert_device(
+        &self,
+        conn: &mut AnyConnection,
+        product: &ProductSpec,
+        dk: &str,
+        spec: &DeviceSpec,
+    ) -> Result<Option<Option<String>>, StoreError> {
+        check_key(KeyKind::Device, dk)?;
+        let pk = &product.product_key;
+        if spec.no_secret && !product.dynamic_activation {
+            return Err(StoreError::Invalid(format!(
+                "product `{pk}` has no dynamic activation: a device without a secret could never log in"
+            )));
+        }
+        if let Some(secret) = &spec.secret {
+            check_secret(secret)?;
+        }
+        if let Some((gpk, gdk)) = &spec.gateway {
+            if !device_exists(conn, gpk, gdk).await? {
+                return Err(StoreError::UnknownDevice(gpk.clone(), gdk.clone()));
+            }
+            if (gpk.as_str(), gdk.as_str()) == (pk.as_str(), dk) {
+                return Err(StoreError::Invalid("a device cannot be its own gateway".to_owned()));
+            }
+        }
+        let generated = match (&spec.secret, spec.no_secret) {
+            (None, false) => Some(new_secret()?),
+            _ => None,
+        };
+        let secret = spec
+            .secret
+            .clone()
+            .or_else(|| generated.clone())
+            .filter(|_| !spec.no_secret);
+        let done = sqlx::query(
+            "INSERT INTO devices (product_key, device_key, device_secret, gateway_product_key, gateway_device_key, \
+             created_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (product_key, device_key) DO NOTHING",
+        )
+        .bind(pk)
+        .bind(dk)
+        .bind(secret)
+        .bind(spec.gateway.as_ref().map(|g| g.0.clone()))
+        .bind(spec.gateway.as_ref().map(|g| g.1.clone()))
+        .bind(to_i64(now_ms()))
+        .execute(&mut *conn)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Ok(None);
+        }
+        record_change(conn, "device", Some(pk), Some(dk), None, now_ms()).await?;
+        Ok(Some(generated))
+    }
+
+    /// Creates a device; returns the generated secret, if one was generated.
+    pub async fn create_device(&self, pk: &str, dk: &str, spec: DeviceSpec) -> Result<Option<String>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let product = self.require_product(&mut tx, pk).await?;
+        let generated = self
+            .insert_device(&mut tx, &product, dk, &spec)
+            .await?
+            .ok_or_else(|| StoreError::DeviceExists(pk.to_owned(), dk.to_owned()))?;
+        tx.commit().await?;
+        Ok(generated)
+    }
+
+    /// Imports one batch in one transaction. Each row's result: the
+    /// generated secret (if any) or why it was refused. Refused rows do not
+    /// stop the batch.
+    pub async fn import_devices(
+        &self,
+        pk: &str,
+        batch: &[ImportRow],
+    ) -> Result<Vec<Result<Option<String>, String>>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let product = self.require_product(&mut tx, pk).await?;
+        let mut results = Vec::with_capacity(batch.len());
+        for row in batch {
+            let spec = DeviceSpec {
+                secret: row.secret.clone(),
+                no_secret: false,
+                gateway: row.gateway.clone(),
+            };
+            results.push(
+                match self.insert_device(&mut tx, &product, &row.device_key, &spec).await {
+                    Ok(Some(generated)) => Ok(generated),
+                    Ok(None) => Err(format!("device `{}` already exists", row.device_key)),
+                    Err(StoreError::Database(e)) => return Err(StoreError::Database(e)),
+                    Err(e) => Err(e.to_string()),
+                },
+            );
+        }
+        tx.commit().await?;
+        Ok(results)
+    }
+
+    /// Every device, or those of one product.
+    pub async fn list_devices(&self, pk: Option<&str>) -> Result<Vec<DeviceInfo>, StoreError> {
+        let rows = match pk {
+            Some(pk) => {
+                let sql =
+                    format!("SELECT {DEVICE_INFO_COLUMNS} FROM devices WHERE product_key = $1 ORDER BY device_key");
+                sqlx::query(&sql).bind(pk).fetch_all(&self.pool).await?
+            }
+            None => {
+                let sql = format!("SELECT {DEVICE_INFO_COLUMNS} FROM devices ORDER BY product_key, device_key");
+                sqlx::query(&sql).fetch_all(&self.pool).await?
+            }
+        };
+        Ok(rows.iter().map(device_info).collect::<Result<_, _>>()?)
+    }
+
+    /// One device.
+    pub async fn device_info(&self, pk: &str, dk: &str) -> Result<DeviceInfo, StoreError> {
+        let sql = format!("SELECT {DEVICE_INFO_COLUMNS} FROM devices WHERE product_key = $1 AND device_key = $2");
+        let row = sqlx::query(&sql).bind(pk).bind(dk).fetch_optional(&self.pool).await?;
+        row.as_ref()
+            .map(device_info)
+            .transpose()?
+            .ok_or_else(|| StoreError::UnknownDevice(pk.to_owned(), dk.to_owned()))
+    }
+
+    async fn update_device(&self, pk: &str, dk: &str, sql: &str) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(sql).bind(pk).bind(dk).execute(&mut *tx).await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::UnknownDevice(pk.to_owned(), dk.to_owned()));
+        }
+        record_change(&mut tx, "device", Some(pk), Some(dk), None, now_ms()).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Enables or disables a device; a disabled device is thrown off by
+    /// every broker watching the database.
+    pub async fn set_device_enabled(&self, pk: &str, dk: &str, enabled: bool) -> Result<(), StoreError> {
+        let sql = if enabled {
+            "UPDATE devices SET enabled = 1 WHERE product_key = $1 AND device_key = $2"
+        } else {
+            "UPDATE devices SET enabled = 0 WHERE product_key = $1 AND device_key = $2"
+        };
+        self.update_device(pk, dk, sql).await
+    }
+
+    /// Deletes a device.
+    pub async fn delete_device(&self, pk: &str, dk: &str) -> Result<(), StoreError> {
+        self.update_device(pk, dk, "DELETE FROM devices WHERE product_key = $1 AND device_key = $2")
+            .await
+    }
+
+    /// Makes a device inactive again, so it may activate or register anew.
+    pub async fn reset_activation(&self, pk: &str, dk: &str) -> Result<(), StoreError> {
+        self.update_device(
+            pk,
+            dk,
+            "UPDATE devices SET activated_at = NULL, pending_secret = NULL, token_hash = NULL, \
+             secret_version = secret_version + 1 WHERE product_key = $1 AND device_key = $2",
+        )
+        .await
+    }
+
+    /// Issues a fresh secret to a device that has never logged in (creating
+    /// it if needed); the last one issued wins. Refused once activated.
+    pub async fn register_device(&self, pk: &str, dk: &str) -> Result<String, StoreError> {
+        check_key(KeyKind::Device, dk)?;
+        let secret = new_secret()?;
+        let mut tx = self.pool.begin().await?;
+        self.require_product(&mut tx, pk).await?;
+        let row = sqlx::query("SELECT activated_at FROM devices WHERE product_key = $1 AND device_key = $2")
+            .bind(pk)
+            .bind(dk)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let now = to_i64(now_ms());
+        match row {
+            Some(row) if row.try_get::<Option<i64>, _>("activated_at")?.is_some() => {
+                return Err(StoreError::AlreadyActivated(pk.to_owned(), dk.to_owned()));
+            }
+            Some(_) => {
+                sqlx::query(
+                    "UPDATE devices SET device_secret = $1, pending_secret = NULL, registered_at = $2, \
+                     secret_version = secret_version + 1 WHERE product_key = $3 AND device_key = $4",
+                )
+                .bind(&secret)
+                .bind(now)
+                .bind(pk)
+                .bind(dk)
+                .execute(&mut *tx)
+                .await?;
+            }
+            None => {
+                sqlx::query(
+                    "INSERT INTO devices (product_key, device_key, device_secret, registered_at, created_at) \
+                     VALUES ($1, $2, $3, $4, $4)",
+                )
+                .bind(pk)
+                .bind(dk)
+                .bind(&secret)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        record_change(&mut tx, "device", Some(pk), Some(dk), None, now_ms()).await?;
+        tx.commit().await?;
+        Ok(secret)
+    }
+
+    /// The device secret, for `devicegate sign` against a database.
+    pub async fn device_secret(&self, pk: &str, dk: &str) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT device_secret FROM devices WHERE product_key = $1 AND device_key = $2")
+            .bind(pk)
+            .bind(dk)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| StoreError::UnknownDevice(pk.to_owned(), dk.to_owned()))?;
+        Ok(row.try_get("device_secret")?)
+    }
+
+    /// Creates a principal with an already hashed password.
+    pub async fn create_principal(&self, name: &str, password_hash: &str, rules: &[String]) -> Result<(), StoreError> {
+        if name.is_empty()
+            || name.len() > 64
+            || name.contains('&')
+            || name.chars().any(|c| c.is_control() || c.is_whitespace())
+        {
+            return Err(StoreError::Invalid(format!(
+                "principal name `{name}` must be 1 to 64 characters without `&`, whitespace or control characters"
+            )));
+        }
+        if rules.is_empty() {
+            return Err(StoreError::Invalid(
+                "a principal needs at least one --allow rule".to_owned(),
+            ));
+        }
+        for rule in rules {
+            TopicRule::parse_principal(rule).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        }
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "INSERT INTO principals (name, password_hash, rules, created_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(password_hash)
+        .bind(rules.join("\n"))
+        .bind(to_i64(now_ms()))
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::PrincipalExists(name.to_owned()));
+        }
+        record_change(&mut tx, "principal", None, None, Some(name), now_ms()).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Every principal.
+    pub async fn list_principals(&self) -> Result<Vec<PrincipalInfo>, StoreError> {
+        let rows = sqlx::query("SELECT name, rules, created_at FROM principals ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let rules: String = row.try_get("rules")?;
+                Ok(PrincipalInfo {
+                    name: row.try_get("name")?,
+                    rules: rules.lines().map(str::to_owned).collect(),
+                    created_at: row.try_get("created_at")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+
+    /// Deletes a principal; its connections are thrown off.
+    pub async fn delete_principal(&self, name: &str) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query("DELETE FROM principals WHERE name = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::UnknownPrincipal(name.to_owned()));
+        }
+        record_change(&mut tx, "principal", None, None, Some(name), now_ms()).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Device counts by state, per product.
+    pub async fn status(&self) -> Result<Vec<ProductStatus>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT p.product_key AS product_key, COUNT(d.device_key) AS total, \
+             COUNT(d.device_key) FILTER (WHERE d.enabled = 1) AS enabled, \
+             COUNT(d.device_key) FILTER (WHERE d.enabled = 0) AS disabled, \
+             COUNT(d.device_key) FILTER (WHERE d.activated_at IS NOT NULL) AS activated, \
+             COUNT(d.device_key) FILTER (WHERE d.online = 1) AS online \
+             FROM products p LEFT JOIN devices d ON d.product_key = p.product_key \
+             GROUP BY p.product_key ORDER BY p.product_key",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let total: i64 = row.try_get("total")?;
+                let activated: i64 = row.try_get("activated")?;
+                Ok(ProductStatus {
+                    product_key: row.try_get("product_key")?,
+                    total,
+                    enabled: row.try_get("enabled")?,
+                    disabled: row.try_get("disabled")?,
+                    activated,
+                    inactive: total - activated,
+                    online: row.try_get("online")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+}

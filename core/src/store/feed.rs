@@ -1,0 +1,114 @@
+//! Reading for the registry: full loads, single rows, and the change feed.
+
+use sqlx::Row;
+
+use super::{Store, StoreError, rows};
+use crate::principal::Principal;
+use crate::registry::{DeviceRecord, Product};
+
+/// What a change row is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entity {
+    /// A product, by key.
+    Product(String),
+    /// A device, by `{dk}&{pk}`.
+    Device(String),
+    /// A principal, by name.
+    Principal(String),
+}
+
+/// One row of the change feed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// Increasing id.
+    pub id: i64,
+    /// What changed.
+    pub entity: Entity,
+}
+
+impl Store {
+    /// Every product.
+    pub async fn load_products(&self) -> Result<Vec<Product>, StoreError> {
+        let sql = format!("SELECT {} FROM products", rows::PRODUCT_COLUMNS);
+        let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(rows::product).collect::<Result<_, _>>()?)
+    }
+
+    /// Every device as `({dk}&{pk}, record)`.
+    pub async fn load_devices(&self) -> Result<Vec<(String, DeviceRecord)>, StoreError> {
+        let sql = format!("SELECT {} FROM devices", rows::DEVICE_COLUMNS);
+        let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(rows::device).collect::<Result<_, _>>()?)
+    }
+
+    /// Every principal.
+    pub async fn load_principals(&self) -> Result<Vec<Principal>, StoreError> {
+        let rows = sqlx::query("SELECT name, password_hash, rules FROM principals")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(rows::principal).collect::<Result<_, _>>()?)
+    }
+
+    /// One product, if it exists.
+    pub async fn product(&self, pk: &str) -> Result<Option<Product>, StoreError> {
+        let sql = format!("SELECT {} FROM products WHERE product_key = $1", rows::PRODUCT_COLUMNS);
+        let row = sqlx::query(&sql).bind(pk).fetch_optional(&self.pool).await?;
+        Ok(row.as_ref().map(rows::product).transpose()?)
+    }
+
+    /// One device by `{dk}&{pk}`, if it exists.
+    pub async fn device_record(&self, key: &str) -> Result<Option<DeviceRecord>, StoreError> {
+        let Some((dk, pk)) = key.split_once('&') else {
+            return Ok(None);
+        };
+        let sql = format!(
+            "SELECT {} FROM devices WHERE product_key = $1 AND device_key = $2",
+            rows::DEVICE_COLUMNS
+        );
+        let row = sqlx::query(&sql).bind(pk).bind(dk).fetch_optional(&self.pool).await?;
+        Ok(row.as_ref().map(rows::device).transpose()?.map(|(_, r)| r))
+    }
+
+    /// One principal, if it exists.
+    pub async fn principal(&self, name: &str) -> Result<Option<Principal>, StoreError> {
+        let row = sqlx::query("SELECT name, password_hash, rules FROM principals WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(rows::principal).transpose()?)
+    }
+
+    /// The newest change id (0 when there is none).
+    pub async fn latest_change(&self) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT COALESCE(MAX(id), 0) AS id FROM changes")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get::<i64, _>("id")?)
+    }
+
+    /// Changes after `after`, oldest first, at most `limit`.
+    pub async fn changes_since(&self, after: i64, limit: i64) -> Result<Vec<Change>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, entity, product_key, device_key, name FROM changes WHERE id > $1 ORDER BY id LIMIT $2",
+        )
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let id: i64 = row.try_get("id")?;
+            let pk: Option<String> = row.try_get("product_key")?;
+            let dk: Option<String> = row.try_get("device_key")?;
+            let name: Option<String> = row.try_get("name")?;
+            let entity = match (row.try_get::<String, _>("entity")?.as_str(), pk, dk, name) {
+                ("product", Some(pk), _, _) => Entity::Product(pk),
+                ("device", Some(pk), Some(dk), _) => Entity::Device(format!("{dk}&{pk}")),
+                ("principal", _, _, Some(name)) => Entity::Principal(name),
+                _ => continue,
+            };
+            out.push(Change { id, entity });
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,113 @@
+//! Rows to registry values. Column lists live here next to their decoders.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::acl::{TopicRule, TopicRules};
+use crate::credentials::Dialect;
+use crate::principal::Principal;
+use crate::registry::{DeviceRecord, Product, TimestampPolicy};
+use crate::secret::Secret;
+use crate::sign::AlgSet;
+
+/// The product columns [`product`] reads.
+pub(super) const PRODUCT_COLUMNS: &str = "product_key, product_secret, dialect, sign_methods, timestamp_window_secs, \
+     dynamic_activation, free_client_id, shared_subscriptions, allow_retain, offline_after_secs, max_sub_devices, \
+     extra_topics, created_at";
+
+/// The device columns [`device`] reads.
+pub(super) const DEVICE_COLUMNS: &str = "product_key, device_key, device_secret, pending_secret, token_hash, \
+     gateway_product_key, gateway_device_key, enabled, activated_at, secret_version";
+
+pub(super) fn flag(row: &AnyRow, column: &str) -> Result<bool, sqlx::Error> {
+    Ok(row.try_get::<i64, _>(column)? != 0)
+}
+
+/// Parses the stored extra topic rules, one per line. A line that no longer
+/// parses is skipped with a warning (the CLI validates before writing).
+pub(super) fn parse_rules(pk: &str, text: &str, principal: bool) -> Vec<TopicRule> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .filter_map(|line| {
+            let parsed = if principal {
+                TopicRule::parse_principal(line)
+            } else {
+                TopicRule::parse(line)
+            };
+            parsed
+                .map_err(|e| tracing::warn!(owner = pk, "skipping stored topic rule: {e}"))
+                .ok()
+        })
+        .collect()
+}
+
+pub(super) fn product(row: &AnyRow) -> Result<Product, sqlx::Error> {
+    let key: String = row.try_get("product_key")?;
+    let dialect_name: String = row.try_get("dialect")?;
+    let dialect = Dialect::from_name(&dialect_name).unwrap_or_default();
+    let mut p = Product::new(&key, dialect);
+    p.secret = row
+        .try_get::<Option<String>, _>("product_secret")?
+        .map(|s| Secret::new(s.into_bytes()));
+    let methods: String = row.try_get("sign_methods")?;
+    p.sign_methods = AlgSet::parse(&methods).unwrap_or_default();
+    p.timestamp_policy = match row.try_get::<Option<i64>, _>("timestamp_window_secs")? {
+        Some(w) => TimestampPolicy::Enforce {
+            window_secs: u32::try_from(w).unwrap_or(u32::MAX),
+        },
+        None => TimestampPolicy::Off,
+    };
+    p.dynamic_activation = flag(row, "dynamic_activation")?;
+    p.free_client_id = flag(row, "free_client_id")?;
+    p.shared_subscriptions = flag(row, "shared_subscriptions")?;
+    p.allow_retain = flag(row, "allow_retain")?;
+    p.offline_after_secs = u32::try_from(row.try_get::<i64, _>("offline_after_secs")?).unwrap_or(0);
+    if let Some(max) = row.try_get::<Option<i64>, _>("max_sub_devices")? {
+        p.max_sub_devices = u32::try_from(max).unwrap_or(u32::MAX);
+    }
+    let extra: String = row.try_get("extra_topics")?;
+    p.extra_rules = parse_rules(&key, &extra, false);
+    p.rebuild_rules();
+    Ok(p)
+}
+
+/// `({dk}&{pk}, record)` of a device row.
+pub(super) fn device(row: &AnyRow) -> Result<(String, DeviceRecord), sqlx::Error> {
+    let pk: String = row.try_get("product_key")?;
+    let dk: String = row.try_get("device_key")?;
+    let secret = |col: &str| -> Result<Option<Secret>, sqlx::Error> {
+        Ok(row
+            .try_get::<Option<String>, _>(col)?
+            .map(|s| Secret::new(s.into_bytes())))
+    };
+    let token_hash = row.try_get::<Option<String>, _>("token_hash")?.and_then(|h| {
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(h, &mut out).ok().map(|()| Box::new(out))
+    });
+    let gateway = match (
+        row.try_get::<Option<String>, _>("gateway_product_key")?,
+        row.try_get::<Option<String>, _>("gateway_device_key")?,
+    ) {
+        (Some(gpk), Some(gdk)) => Some(format!("{gdk}&{gpk}").into_boxed_str()),
+        _ => None,
+    };
+    let record = DeviceRecord {
+        secret: secret("device_secret")?,
+        pending_secret: secret("pending_secret")?,
+        token_hash,
+        gateway,
+        enabled: flag(row, "enabled")?,
+        activated: row.try_get::<Option<i64>, _>("activated_at")?.is_some(),
+        secret_version: u32::try_from(row.try_get::<i64, _>("secret_version")?).unwrap_or(0),
+    };
+    Ok((format!("{dk}&{pk}"), record))
+}
+
+pub(super) fn principal(row: &AnyRow) -> Result<Principal, sqlx::Error> {
+    let name: String = row.try_get("name")?;
+    let hash: String = row.try_get("password_hash")?;
+    let rules: String = row.try_get("rules")?;
+    let parsed = TopicRules::new(parse_rules(&name, &rules, true));
+    Ok(Principal::new(&name, &hash, parsed))
+}

@@ -1,0 +1,261 @@
+//! Write-behind: the engine's state changes (presence, activation, issued
+//! secrets, audit events), applied in batches, one transaction per batch.
+//!
+//! A batch that fails for a transient reason is handed back whole, to be
+//! retried in order. A batch the database refuses for another reason is
+//! replayed write by write, so one bad write cannot hold the rest back; a
+//! write refused on its own is logged with what it was, then dropped.
+
+use sha2::{Digest as _, Sha256};
+use sqlx::AnyConnection;
+
+use super::{Store, StoreError};
+use crate::engine::{ConnectionId, IssueKind, StoreWrite};
+use crate::registry::identity_of;
+use crate::secret::Secret;
+
+/// What a batch achieved.
+#[derive(Debug, Default)]
+pub struct WriteOutcome {
+    /// Secrets now committed, to hand to `Engine::handle_issue_committed`.
+    pub committed_issues: Vec<(ConnectionId, String, IssueKind, Secret)>,
+    /// Writes the database refused on their own (logged).
+    pub dropped: usize,
+    /// Ids of the change rows these writes added: the writer already
+    /// knows them, so its own follower need not reload them.
+    pub own_changes: Vec<i64>,
+}
+
+/// A batch interrupted by a database that did not answer: what was
+/// committed before it stopped, and the writes to retry, in order.
+#[derive(Debug)]
+pub struct WriteFailure {
+    /// Why the batch stopped.
+    pub error: StoreError,
+    /// What the writes committed before the failure achieved.
+    pub done: WriteOutcome,
+    /// The writes not in the database, oldest first.
+    pub unwritten: Vec<StoreWrite>,
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// Appends a change row so that every broker reloads the entity; returns its id.
+pub(super) async fn record_change(
+    conn: &mut AnyConnection,
+    entity: &str,
+    pk: Option<&str>,
+    dk: Option<&str>,
+    name: Option<&str>,
+    at_ms: u64,
+) -> Result<i64, sqlx::Error> {
+    let row = sqlx::query(
+        "INSERT INTO changes (entity, product_key, device_key, name, at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+    )
+    .bind(entity)
+    .bind(pk)
+    .bind(dk)
+    .bind(name)
+    .bind(to_i64(at_ms))
+    .fetch_one(conn)
+    .await?;
+    sqlx::Row::try_get::<i64, _>(&row, "id")
+}
+
+/// Applies one write; returns the id of the change row it added, if any.
+async fn apply_one(conn: &mut AnyConnection, write: &StoreWrite) -> Result<Option<i64>, sqlx::Error> {
+    let keys = |device: &str| identity_of(device).map(|id| (id.product_key.to_owned(), id.device_key.to_owned()));
+    match write {
+        StoreWrite::Presence {
+            device,
+            online,
+            at_ms,
+            address,
+        } => {
+            let Some((pk, dk)) = keys(device) else {
+                return Ok(None);
+            };
+            sqlx::query(
+                "UPDATE devices SET online = $1, last_seen_at = $2, last_address = COALESCE($3, last_address) \
+                 WHERE product_key = $4 AND device_key = $5",
+            )
+            .bind(i64::from(*online))
+            .bind(to_i64(*at_ms))
+            .bind(address.as_deref())
+            .bind(pk)
+            .bind(dk)
+            .execute(conn)
+            .await?;
+        }
+        StoreWrite::Activated { device, at_ms } => {
+            let Some((pk, dk)) = keys(device) else {
+                return Ok(None);
+            };
+            sqlx::query(
+                "UPDATE devices SET device_secret = COALESCE(pending_secret, device_secret), pending_secret = NULL, \
+                 activated_at = COALESCE(activated_at, $1) WHERE product_key = $2 AND device_key = $3",
+            )
+            .bind(to_i64(*at_ms))
+            .bind(&pk)
+            .bind(&dk)
+            .execute(&mut *conn)
+            .await?;
+            return Ok(Some(
+                record_change(conn, "device", Some(&pk), Some(&dk), None, *at_ms).await?,
+            ));
+        }
+        StoreWrite::Issue {
+            device, kind, secret, ..
+        } => {
+            let Some((pk, dk)) = keys(device) else {
+                return Ok(None);
+            };
+            let now = super::now_ms();
+            match kind {
+                IssueKind::Activation | IssueKind::Register => {
+                    sqlx::query("UPDATE devices SET pending_secret = $1 WHERE product_key = $2 AND device_key = $3")
+                        .bind(secret.expose_str())
+                        .bind(&pk)
+                        .bind(&dk)
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                IssueKind::Regnwl => {
+                    let hash = hex::encode(Sha256::digest(secret.expose()));
+                    sqlx::query(
+                        "INSERT INTO devices (product_key, device_key, token_hash, created_at) VALUES ($1, $2, $3, $4) \
+                         ON CONFLICT (product_key, device_key) DO UPDATE SET token_hash = excluded.token_hash",
+                    )
+                    .bind(&pk)
+                    .bind(&dk)
+                    .bind(hash)
+                    .bind(to_i64(now))
+                    .execute(&mut *conn)
+                    .await?;
+                }
+            }
+            return Ok(Some(
+                record_change(conn, "device", Some(&pk), Some(&dk), None, now).await?,
+            ));
+        }
+        StoreWrite::Event {
+            at_ms,
+            kind,
+            subject,
+            address,
+            reason,
+        } => {
+            sqlx::query("INSERT INTO events (at, kind, subject, address, reason) VALUES ($1, $2, $3, $4, $5)")
+                .bind(to_i64(*at_ms))
+                .bind(*kind)
+                .bind(subject.as_deref())
+                .bind(address.as_deref())
+                .bind(*reason)
+                .execute(conn)
+                .await?;
+        }
+    }
+    Ok(None)
+}
+
+fn describe(write: &StoreWrite) -> String {
+    match write {
+        StoreWrite::Presence { device, online, .. } => {
+            format!("presence (online={online}) of {device}")
+        }
+        StoreWrite::Activated { device, .. } => format!("activation of {device}"),
+        StoreWrite::Issue { device, kind, .. } => format!("issued secret ({kind:?}) for {device}"),
+        StoreWrite::Event { kind, subject, .. } => {
+            format!("event {kind} for {}", subject.as_deref().unwrap_or("-"))
+        }
+    }
+}
+
+fn committed(write: &StoreWrite, outcome: &mut WriteOutcome) {
+    if let StoreWrite::Issue {
+        device,
+        kind,
+        secret,
+        connection,
+    } = write
+    {
+        outcome
+            .committed_issues
+            .push((*connection, device.to_string(), *kind, secret.clone()));
+    }
+}
+
+impl Store {
+    async fn apply_batch(&self, batch: &[StoreWrite]) -> Result<Vec<i64>, StoreError> {
+        // Failing to get a connection at all means the database is away,
+        // whatever the driver's error says: retry later.
+        let mut conn = self.pool.acquire().await.map_err(|source| self.unreachable(source))?;
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+        let mut changes = Vec::new();
+        for write in batch {
+            changes.extend(apply_one(&mut tx, write).await?);
+        }
+        tx.commit().await?;
+        Ok(changes)
+    }
+
+    /// Whether the database answers a trivial query right now.
+    async fn answers(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+
+    /// Applies `batch`. On a transient failure the whole batch comes back
+    /// with the error, to be retried in order.
+    pub async fn apply_writes(&self, batch: Vec<StoreWrite>) -> Result<WriteOutcome, WriteFailure> {
+        let mut outcome = WriteOutcome::default();
+        match self.apply_batch(&batch).await {
+            Ok(changes) => {
+                batch.iter().for_each(|w| committed(w, &mut outcome));
+                outcome.own_changes = changes;
+                return Ok(outcome);
+            }
+            Err(error) if error.is_transient() || !self.answers().await => {
+                return Err(WriteFailure {
+                    error,
+                    done: outcome,
+                    unwritten: batch,
+                });
+            }
+            Err(_) => {}
+        }
+        let mut rest = batch.into_iter();
+        while let Some(write) = rest.next() {
+            match self.apply_batch(std::slice::from_ref(&write)).await {
+                Ok(changes) => {
+                    committed(&write, &mut outcome);
+                    outcome.own_changes.extend(changes);
+                }
+                Err(error) if error.is_transient() || !self.answers().await => {
+                    let mut unwritten = vec![write];
+                    unwritten.extend(rest);
+                    return Err(WriteFailure {
+                        error,
+                        done: outcome,
+                        unwritten,
+                    });
+                }
+                Err(e) => {
+                    tracing::error!("dropping a state write the database refuses: {}: {e}", describe(&write));
+                    outcome.dropped += 1;
+                }
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// Deletes audit events older than `before_ms`; returns how many.
+    pub async fn prune_events(&self, before_ms: u64) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM events WHERE at < $1")
+            .bind(to_i64(before_ms))
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+}

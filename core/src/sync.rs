@@ -1,0 +1,380 @@
+//! The background task and the [`Authenticator`] that owns it.
+//!
+//! The task runs on its own thread with a small tokio runtime, so brokers
+//! need no async runtime of their own. It connects (retrying while the
+//! database is unreachable), loads the registry, then loops: follow the
+//! change feed (Postgres `LISTEN` plus a periodic poll; SQLite by polling),
+//! write the engine's state changes behind in batches, reconcile the whole
+//! registry now and then, and prune old audit events. Hooks never wait on
+//! any of it.
+
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use crate::decision::AccessDecision;
+use crate::engine::{
+    ConnectDecision, ConnectRequest, ConnectionId, Effect, Engine, EngineConfig, Hooks, MessageDecision,
+};
+use crate::registry::Registry;
+use crate::store::{Backend, Entity, Store, StoreError, WriteFailure, now_ms, redact_url};
+
+/// Timings of the background task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncConfig {
+    /// How often the change feed is polled (SQLite; Postgres as a fallback to `LISTEN`).
+    pub poll_interval: Duration,
+    /// How often queued state changes are written.
+    pub write_interval: Duration,
+    /// The most state changes in one transaction.
+    pub write_batch: usize,
+    /// How often the whole registry is compared with the database.
+    pub reconcile_interval: Duration,
+    /// How long audit events are kept.
+    pub event_retention: Duration,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        SyncConfig {
+            poll_interval: Duration::from_millis(500),
+            write_interval: Duration::from_millis(50),
+            write_batch: 500,
+            reconcile_interval: Duration::from_secs(300),
+            event_retention: Duration::from_secs(30 * 24 * 3600),
+        }
+    }
+}
+
+/// The engine plus the background task that feeds it: what a broker
+/// adapter constructs. Implements [`Hooks`] by delegating to the engine.
+#[derive(Debug)]
+pub struct Authenticator {
+    engine: Arc<Engine>,
+    stop: Arc<Notify>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Authenticator {
+    /// Starts the engine on `database_url`. Returns at once: the database is
+    /// opened in the background, retried while unreachable, and logins get
+    /// `UNAVAILABLE` until the registry is loaded. Fails only for a URL that
+    /// names no supported database, or if the thread cannot start.
+    pub fn start(engine: EngineConfig, sync: SyncConfig, database_url: &str) -> Result<Self, StoreError> {
+        Backend::of(database_url).ok_or_else(|| StoreError::UnsupportedUrl(redact_url(database_url)))?;
+        let engine = Arc::new(Engine::new(Arc::new(Registry::new()), engine));
+        let stop = Arc::new(Notify::new());
+        let (task_engine, task_stop, url) = (Arc::clone(&engine), Arc::clone(&stop), database_url.to_owned());
+        let thread = std::thread::Builder::new()
+            .name("devicegate-sync".to_owned())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+                match runtime {
+                    Ok(rt) => rt.block_on(run(task_engine, sync, url, task_stop)),
+                    Err(e) => {
+                        tracing::error!("cannot start the devicegate background runtime: {e}")
+                    }
+                }
+            })
+            .map_err(|e| StoreError::Invalid(format!("cannot start the devicegate background thread: {e}")))?;
+        Ok(Authenticator {
+            engine,
+            stop,
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    /// The engine, for adapters that need more than the hooks.
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    /// Whether the registry has been loaded (logins are served).
+    pub fn is_ready(&self) -> bool {
+        self.engine.registry().is_loaded()
+    }
+
+    /// Stops the background task: flushes queued writes (for up to a few
+    /// seconds if the database answers) and joins the thread. Idempotent.
+    /// A broker plugin must call this before its library is unloaded.
+    pub fn shutdown(&self) {
+        let handle = self.thread.lock().ok().and_then(|mut t| t.take());
+        if let Some(handle) = handle {
+            self.stop.notify_one();
+            if handle.join().is_err() {
+                tracing::error!("the devicegate background thread panicked");
+            }
+        }
+    }
+}
+
+impl Drop for Authenticator {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+impl Hooks for Authenticator {
+    fn handle_connect(&self, connection: ConnectionId, request: &ConnectRequest<'_>, now_ms: u64) -> ConnectDecision {
+        self.engine.handle_connect(connection, request, now_ms)
+    }
+    fn authorize_publish(&self, connection: ConnectionId, topic: &str, retain: bool, now_ms: u64) -> AccessDecision {
+        self.engine.authorize_publish(connection, topic, retain, now_ms)
+    }
+    fn handle_message(&self, connection: ConnectionId, topic: &str, payload: &[u8], now_ms: u64) -> MessageDecision {
+        self.engine.handle_message(connection, topic, payload, now_ms)
+    }
+    fn authorize_subscribe(&self, connection: ConnectionId, filter: &str, now_ms: u64) -> AccessDecision {
+        self.engine.authorize_subscribe(connection, filter, now_ms)
+    }
+    fn handle_unsubscribe(&self, connection: ConnectionId, filter: &str) {
+        self.engine.handle_unsubscribe(connection, filter);
+    }
+    fn authorize_delivery(&self, connection: ConnectionId, topic: &str) -> AccessDecision {
+        self.engine.authorize_delivery(connection, topic)
+    }
+    fn handle_disconnect(&self, connection: ConnectionId, now_ms: u64) {
+        self.engine.handle_disconnect(connection, now_ms);
+    }
+    fn handle_tick(&self, now_ms: u64) {
+        self.engine.handle_tick(now_ms);
+    }
+    fn poll_effect(&self) -> Option<Effect> {
+        self.engine.poll_effect()
+    }
+}
+
+/// Sleeps for `delay`; false if asked to stop meanwhile.
+async fn pause(stop: &Notify, delay: Duration) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(delay) => true,
+        _ = stop.notified() => false,
+    }
+}
+
+async fn run(engine: Arc<Engine>, config: SyncConfig, url: String, stop: Arc<Notify>) {
+    let mut backoff = Duration::from_millis(500);
+    let (store, mut last_change) = loop {
+        let attempt = async {
+            let store = Store::connect(&url).await?;
+            let last = reconcile(&store, &engine).await?;
+            Ok::<_, StoreError>((store, last))
+        };
+        match attempt.await {
+            Ok(ready) => break ready,
+            Err(e) => {
+                tracing::warn!("devicegate cannot load its registry, retrying in {backoff:?}: {e}");
+                if !pause(&stop, backoff).await {
+                    return;
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+        }
+    };
+    engine.registry().mark_loaded();
+    tracing::info!(
+        devices = engine.registry().device_count(),
+        "devicegate registry loaded from {}",
+        redact_url(&url)
+    );
+    let mut listener = listen(&store).await;
+    // Change rows this broker's own writes added: nothing to reload for them.
+    let mut own_changes = std::collections::HashSet::new();
+    let mut poll = tokio::time::interval(config.poll_interval);
+    let mut writes = tokio::time::interval(config.write_interval);
+    let mut reconcile_tick = tokio::time::interval(config.reconcile_interval);
+    let mut prune = tokio::time::interval(Duration::from_secs(3600));
+    reconcile_tick.reset();
+    for timer in [&mut poll, &mut writes, &mut reconcile_tick, &mut prune] {
+        timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    }
+    loop {
+        tokio::select! {
+            _ = stop.notified() => break,
+            _ = writes.tick() => {
+                flush_writes(&store, &engine, config.write_batch, &mut own_changes).await;
+            }
+            _ = poll.tick() => follow(&store, &engine, &mut last_change, &mut listener, &mut own_changes).await,
+            notified = notification(&mut listener) => {
+                if !notified {
+                    listener = None;
+                }
+                follow(&store, &engine, &mut last_change, &mut listener, &mut own_changes).await;
+            }
+            _ = reconcile_tick.tick() => {
+                if let Err(e) = reconcile(&store, &engine).await {
+                    tracing::warn!("devicegate reconciliation failed: {e}");
+                }
+            }
+            _ = prune.tick() => {
+                let cutoff = now_ms().saturating_sub(config.event_retention.as_millis() as u64);
+                if let Err(e) = store.prune_events(cutoff).await {
+                    tracing::warn!("devicegate cannot prune old events: {e}");
+                }
+            }
+        }
+    }
+    let deadline = tokio::time::sleep(Duration::from_secs(5));
+    tokio::select! {
+        _ = async {
+            while engine.pending_store_writes() > 0 && flush_writes(&store, &engine, config.write_batch, &mut own_changes).await {}
+        } => {}
+        _ = deadline => {}
+    }
+    let left = engine.pending_store_writes();
+    if left > 0 {
+        tracing::error!("devicegate stopped with {left} state changes not written: the database did not answer");
+    }
+    store.close().await;
+}
+
+/// Subscribes to `NOTIFY devicegate_changes` on Postgres.
+async fn listen(store: &Store) -> Option<sqlx::postgres::PgListener> {
+    if store.backend() != Backend::Postgres {
+        return None;
+    }
+    let attempt = async {
+        let mut listener = sqlx::postgres::PgListener::connect(store.url()).await?;
+        listener.listen("devicegate_changes").await?;
+        Ok::<_, sqlx::Error>(listener)
+    };
+    attempt
+        .await
+        .map_err(|e| tracing::warn!("devicegate cannot LISTEN for changes, polling only: {e}"))
+        .ok()
+}
+
+/// Waits for a notification; pends forever without a listener. False if
+/// the listener failed.
+async fn notification(listener: &mut Option<sqlx::postgres::PgListener>) -> bool {
+    match listener {
+        Some(l) => l.recv().await.is_ok(),
+        None => std::future::pending().await,
+    }
+}
+
+/// Applies the change feed after `last`.
+async fn follow(
+    store: &Store,
+    engine: &Engine,
+    last: &mut i64,
+    listener: &mut Option<sqlx::postgres::PgListener>,
+    own_changes: &mut std::collections::HashSet<i64>,
+) {
+    if listener.is_none() && store.backend() == Backend::Postgres {
+        *listener = listen(store).await;
+    }
+    if let Err(e) = apply_changes(store, engine, last, own_changes).await {
+        tracing::warn!("devicegate cannot read the change feed: {e}");
+    }
+}
+
+async fn apply_changes(
+    store: &Store,
+    engine: &Engine,
+    last: &mut i64,
+    own_changes: &mut std::collections::HashSet<i64>,
+) -> Result<(), StoreError> {
+    loop {
+        let changes = store.changes_since(*last, 1000).await?;
+        if changes.is_empty() {
+            own_changes.retain(|id| *id > *last);
+            return Ok(());
+        }
+        for change in changes {
+            if own_changes.remove(&change.id) {
+                *last = change.id;
+                continue;
+            }
+            let now = now_ms();
+            match &change.entity {
+                Entity::Product(pk) => engine.apply_product_change(pk, store.product(pk).await?, now),
+                Entity::Device(key) => engine.apply_device_change(key, store.device_record(key).await?, now),
+                Entity::Principal(name) => engine.apply_principal_change(name, store.principal(name).await?),
+            }
+            *last = change.id;
+        }
+    }
+}
+
+/// Writes queued state changes; false when the database is unavailable
+/// (the writes stay queued, in order).
+async fn flush_writes(
+    store: &Store,
+    engine: &Engine,
+    batch_size: usize,
+    own_changes: &mut std::collections::HashSet<i64>,
+) -> bool {
+    loop {
+        let batch = engine.take_store_writes(batch_size);
+        let taken = batch.len();
+        if batch.is_empty() {
+            return true;
+        }
+        let (done, failure) = match store.apply_writes(batch).await {
+            Ok(done) => (done, None),
+            Err(WriteFailure { error, done, unwritten }) => (done, Some((error, unwritten))),
+        };
+        let unwritten = failure.as_ref().map_or(0, |(_, unwritten)| unwritten.len());
+        engine.store_writes_committed(taken - unwritten);
+        own_changes.extend(done.own_changes);
+        for (connection, device, kind, secret) in done.committed_issues {
+            engine.handle_issue_committed(connection, &device, kind, secret, now_ms());
+        }
+        if let Some((error, unwritten)) = failure {
+            engine.requeue_store_writes(unwritten);
+            tracing::warn!(
+                waiting = engine.pending_store_writes(),
+                "devicegate cannot write state changes, will retry: {error}"
+            );
+            return false;
+        }
+    }
+}
+
+/// Makes the registry equal to the database; returns the change id it
+/// reflects. The id is read first, so no change between the two is missed.
+async fn reconcile(store: &Store, engine: &Engine) -> Result<i64, StoreError> {
+    let last = store.latest_change().await?;
+    let now = now_ms();
+    let registry = engine.registry();
+    let products = store.load_products().await?;
+    let mut known: std::collections::HashSet<Box<str>> = registry.product_keys().into_iter().collect();
+    for product in products {
+        known.remove(&product.key);
+        if registry.product(&product.key).as_deref() != Some(&product) {
+            let key = product.key.clone();
+            engine.apply_product_change(&key, Some(product), now);
+        }
+    }
+    for gone in known {
+        engine.apply_product_change(&gone, None, now);
+    }
+    let mut known: std::collections::HashSet<Box<str>> = registry.device_keys().into_iter().collect();
+    for (key, record) in store.load_devices().await? {
+        known.remove(key.as_str());
+        if registry.device(&key).as_ref() != Some(&record) {
+            engine.apply_device_change(&key, Some(record), now);
+        }
+    }
+    for gone in known {
+        engine.apply_device_change(&gone, None, now);
+    }
+    let mut known: std::collections::HashSet<Box<str>> = registry.principal_names().into_iter().collect();
+    for principal in store.load_principals().await? {
+        known.remove(&principal.name);
+        let same = registry
+            .principal(&principal.name)
+            .is_some_and(|p| p.same_definition(&principal));
+        if !same {
+            let name = principal.name.clone();
+            engine.apply_principal_change(&name, Some(principal));
+        }
+    }
+    for gone in known {
+        engine.apply_principal_change(&gone, None);
+    }
+    Ok(last)
+}

@@ -1,0 +1,312 @@
+//! The store against real SQLite files and a real Postgres: operator
+//! commands, the change feed and write-behind, each on both backends.
+
+use devicegate::credentials::Dialect;
+use devicegate::engine::{ConnectionId, IssueKind, StoreWrite};
+use devicegate::secret::Secret;
+use devicegate::store::{DeviceSpec, Entity, ImportRow, ProductSpec, ProductUpdate, Store, StoreError};
+use devicegate_test_support as common;
+
+async fn product(store: &Store, pk: &str) {
+    store.create_product(ProductSpec::new(pk, Dialect::Enos)).await.unwrap();
+}
+
+#[tokio::test]
+async fn products_devices_and_principals_round_trip() {
+    for db in common::both().await {
+        let store = Store::connect(&db.url).await.unwrap();
+        product(&store, "pk1").await;
+        assert!(matches!(
+            store.create_product(ProductSpec::new("pk1", Dialect::Enos)).await,
+            Err(StoreError::ProductExists(_))
+        ));
+        assert!(matches!(
+            store.create_product(ProductSpec::new("p/k", Dialect::Enos)).await,
+            Err(StoreError::Invalid(_))
+        ));
+        let generated = store
+            .create_device("pk1", "dev1", DeviceSpec::default())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(generated.len(), 32, "at least 128 random bits");
+        assert_eq!(
+            store.device_secret("pk1", "dev1").await.unwrap().as_deref(),
+            Some(generated.as_str())
+        );
+        let given = DeviceSpec {
+            secret: Some("S3cret".into()),
+            ..DeviceSpec::default()
+        };
+        assert_eq!(store.create_device("pk1", "dev2", given).await.unwrap(), None);
+        assert!(matches!(
+            store.create_device("pk1", "dev2", DeviceSpec::default()).await,
+            Err(StoreError::DeviceExists(..))
+        ));
+        assert!(matches!(
+            store.create_device("nope", "dev", DeviceSpec::default()).await,
+            Err(StoreError::UnknownProduct(_))
+        ));
+        assert!(matches!(
+            store.create_device("pk1", "a+b", DeviceSpec::default()).await,
+            Err(StoreError::Invalid(_))
+        ));
+        let no_secret = DeviceSpec {
+            no_secret: true,
+            ..DeviceSpec::default()
+        };
+        assert!(
+            matches!(
+                store.create_device("pk1", "dev3", no_secret).await,
+                Err(StoreError::Invalid(_))
+            ),
+            "{}",
+            db.url
+        );
+        let sub = DeviceSpec {
+            gateway: Some(("pk1".into(), "dev1".into())),
+            ..DeviceSpec::default()
+        };
+        store.create_device("pk1", "sub1", sub).await.unwrap();
+        let devices = store.list_devices(Some("pk1")).await.unwrap();
+        assert_eq!(
+            devices.iter().map(|d| d.device_key.as_str()).collect::<Vec<_>>(),
+            ["dev1", "dev2", "sub1"]
+        );
+        assert_eq!(devices[2].gateway.as_deref(), Some("pk1/dev1"));
+        store.set_device_enabled("pk1", "dev2", false).await.unwrap();
+        assert!(!store.device_info("pk1", "dev2").await.unwrap().enabled);
+        let status = store.status().await.unwrap();
+        assert_eq!(
+            (
+                status[0].total,
+                status[0].enabled,
+                status[0].disabled,
+                status[0].inactive
+            ),
+            (3, 2, 1, 3)
+        );
+        store
+            .update_product(
+                "pk1",
+                ProductUpdate {
+                    offline_after_secs: Some(90),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(store.product_info("pk1").await.unwrap().spec.offline_after_secs, 90);
+        let bad_rule = ProductUpdate {
+            extra_topics: Some(vec!["pub:/a/#/b".into()]),
+            ..Default::default()
+        };
+        assert!(matches!(
+            store.update_product("pk1", bad_rule).await,
+            Err(StoreError::Invalid(_))
+        ));
+        store.delete_device("pk1", "dev2").await.unwrap();
+        assert!(matches!(
+            store.device_info("pk1", "dev2").await,
+            Err(StoreError::UnknownDevice(..))
+        ));
+        let hash = devicegate::principal::hash_password(b"pw").unwrap();
+        store
+            .create_principal("backend", &hash, &["sub:/sys/+/+/thing/#".into()])
+            .await
+            .unwrap();
+        assert!(matches!(
+            store.create_principal("x&y", &hash, &["sub:#".into()]).await,
+            Err(StoreError::Invalid(_))
+        ));
+        assert!(matches!(
+            store
+                .create_principal("p2", &hash, &["sub:/{productKey}/#".into()])
+                .await,
+            Err(StoreError::Invalid(_))
+        ));
+        assert_eq!(
+            store.list_principals().await.unwrap()[0].rules,
+            ["sub:/sys/+/+/thing/#"]
+        );
+        assert_eq!(store.delete_product("pk1").await.unwrap(), 2);
+        assert!(store.list_devices(None).await.unwrap().is_empty());
+        store.close().await;
+    }
+}
+
+#[tokio::test]
+async fn registration_issues_fresh_secrets_until_activation() {
+    for db in common::both().await {
+        let store = Store::connect(&db.url).await.unwrap();
+        product(&store, "pk").await;
+        let first = store.register_device("pk", "dev").await.unwrap();
+        let second = store.register_device("pk", "dev").await.unwrap();
+        assert_ne!(first, second);
+        assert_eq!(store.device_secret("pk", "dev").await.unwrap(), Some(second));
+        let activated = StoreWrite::Activated {
+            device: "dev&pk".into(),
+            at_ms: 1,
+        };
+        store.apply_writes(vec![activated]).await.unwrap();
+        assert!(matches!(
+            store.register_device("pk", "dev").await,
+            Err(StoreError::AlreadyActivated(..))
+        ));
+        store.reset_activation("pk", "dev").await.unwrap();
+        assert!(store.device_info("pk", "dev").await.unwrap().activated_at.is_none());
+        store.register_device("pk", "dev").await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn every_change_is_in_the_feed() {
+    for db in common::both().await {
+        let store = Store::connect(&db.url).await.unwrap();
+        let start = store.latest_change().await.unwrap();
+        product(&store, "pk").await;
+        store.create_device("pk", "d", DeviceSpec::default()).await.unwrap();
+        store.set_device_enabled("pk", "d", false).await.unwrap();
+        let changes = store.changes_since(start, 100).await.unwrap();
+        let entities: Vec<Entity> = changes.into_iter().map(|c| c.entity).collect();
+        assert_eq!(
+            entities,
+            [
+                Entity::Product("pk".into()),
+                Entity::Device("d&pk".into()),
+                Entity::Device("d&pk".into())
+            ]
+        );
+        let record = store.device_record("d&pk").await.unwrap().unwrap();
+        assert!(!record.enabled);
+        assert!(store.device_record("none&pk").await.unwrap().is_none());
+    }
+}
+
+#[tokio::test]
+async fn write_behind_applies_presence_activation_and_issued_secrets() {
+    for db in common::both().await {
+        let store = Store::connect(&db.url).await.unwrap();
+        let mut spec = ProductSpec::new("pk", Dialect::Enos);
+        spec.dynamic_activation = true;
+        assert!(
+            store.create_product(spec).await.unwrap().is_some(),
+            "a product secret is generated"
+        );
+        store
+            .create_device(
+                "pk",
+                "dyn",
+                DeviceSpec {
+                    no_secret: true,
+                    ..DeviceSpec::default()
+                },
+            )
+            .await
+            .unwrap();
+        let writes = vec![
+            StoreWrite::Presence {
+                device: "dyn&pk".into(),
+                online: true,
+                at_ms: 10,
+                address: Some("10.1.2.3".into()),
+            },
+            StoreWrite::Issue {
+                device: "dyn&pk".into(),
+                kind: IssueKind::Activation,
+                secret: Secret::new(*b"0123456789abcdef0123456789abcdef"),
+                connection: ConnectionId(7),
+            },
+            StoreWrite::Event {
+                at_ms: 10,
+                kind: "login",
+                subject: Some("dyn&pk".into()),
+                address: None,
+                reason: None,
+            },
+        ];
+        let outcome = store.apply_writes(writes).await.unwrap();
+        assert_eq!(outcome.committed_issues.len(), 1);
+        assert_eq!(outcome.committed_issues[0].0, ConnectionId(7));
+        let info = store.device_info("pk", "dyn").await.unwrap();
+        assert!(info.online && info.pending_activation && !info.has_secret);
+        assert_eq!(info.last_address.as_deref(), Some("10.1.2.3"));
+        store
+            .apply_writes(vec![StoreWrite::Activated {
+                device: "dyn&pk".into(),
+                at_ms: 20,
+            }])
+            .await
+            .unwrap();
+        let info = store.device_info("pk", "dyn").await.unwrap();
+        assert!(info.has_secret && !info.pending_activation);
+        assert_eq!(info.activated_at, Some(20));
+        assert_eq!(
+            store.device_secret("pk", "dyn").await.unwrap().as_deref(),
+            Some("0123456789abcdef0123456789abcdef")
+        );
+        // A write for a device that no longer exists changes nothing and loses nothing else.
+        let outcome = store
+            .apply_writes(vec![
+                StoreWrite::Presence {
+                    device: "gone&pk".into(),
+                    online: false,
+                    at_ms: 30,
+                    address: None,
+                },
+                StoreWrite::Presence {
+                    device: "dyn&pk".into(),
+                    online: false,
+                    at_ms: 30,
+                    address: None,
+                },
+            ])
+            .await
+            .unwrap();
+        assert_eq!(outcome.dropped, 0);
+        assert!(!store.device_info("pk", "dyn").await.unwrap().online);
+        assert_eq!(store.prune_events(11).await.unwrap(), 1);
+    }
+}
+
+#[tokio::test]
+async fn import_reports_each_bad_row_and_keeps_the_good_ones() {
+    for db in common::both().await {
+        let store = Store::connect(&db.url).await.unwrap();
+        product(&store, "pk").await;
+        let row = |line, dk: &str, secret: Option<&str>| ImportRow {
+            line,
+            device_key: dk.into(),
+            secret: secret.map(Into::into),
+            gateway: None,
+        };
+        let batch = [
+            row(2, "a", Some("s1")),
+            row(3, "b c", None),
+            row(4, "a", None),
+            row(5, "d", None),
+        ];
+        let results = store.import_devices("pk", &batch).await.unwrap();
+        assert!(matches!(results[0], Ok(None)));
+        assert!(results[1].as_ref().unwrap_err().contains("whitespace"));
+        assert!(results[2].as_ref().unwrap_err().contains("already exists"));
+        assert!(matches!(&results[3], Ok(Some(s)) if s.len() == 32));
+        assert_eq!(store.list_devices(Some("pk")).await.unwrap().len(), 2);
+    }
+}
+
+#[tokio::test]
+async fn bad_urls_are_refused_clearly() {
+    let e = Store::connect("mysql://x").await.unwrap_err();
+    assert!(e.to_string().contains("not supported"), "{e}");
+    let e = Store::connect("postgres://u:hunter2@127.0.0.1:1/db").await.unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("cannot open the database postgres://u:***@127.0.0.1:1/db"),
+        "{e}"
+    );
+    assert!(!e.to_string().contains("hunter2"));
+    assert!(e.is_transient());
+    let e = Store::connect("sqlite:///nonexistent-dir/x/y.db").await.unwrap_err();
+    assert!(e.to_string().contains("cannot open the database"), "{e}");
+}

@@ -1,0 +1,26 @@
+//! CONNECT fields: `[selector] client_id \0 username \0 password`. The
+//! selector picks dialect and binding. Parsing must never panic, and every
+//! refusal must map to a refusal outcome.
+#![no_main]
+
+use devicegate::credentials::{Binding, Dialect, Username, parse_device_login, parse_username};
+use devicegate::decision::ConnectOutcome;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&selector, rest)) = data.split_first() else { return };
+    let dialect = if selector & 1 == 0 { Dialect::Enos } else { Dialect::Aliyun };
+    let binding = if selector & 2 == 0 { Binding::Strict } else { Binding::Free };
+    let mut parts = rest.splitn(3, |&b| b == 0);
+    let client_id = parts.next().unwrap_or_default();
+    let username = parts.next();
+    let password = parts.next();
+    match parse_username(username) {
+        Ok(Username::Device(identity)) => match parse_device_login(dialect, binding, identity, client_id, password) {
+            Ok(login) => assert_eq!(login.identity(), identity),
+            Err(e) => assert_ne!(e.outcome(), ConnectOutcome::Ok),
+        },
+        Ok(Username::Principal(name)) => assert!(!name.contains('&')),
+        Err(e) => assert_eq!(e.outcome(), ConnectOutcome::BadCredentials),
+    }
+});

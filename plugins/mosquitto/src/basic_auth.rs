@@ -1,0 +1,49 @@
+//! MOSQ_EVT_BASIC_AUTH: every CONNECT (BROKERS.md §1.8). Every refusal is
+//! `MOSQ_ERR_AUTH` (CONNACK 5 / 0x87: Mosquitto 2.0.11 cannot send 2, 3 or
+//! 4 from a plugin); clients without a username are left to the next plugin.
+
+use std::ffi::{c_int, c_void};
+
+use devicegate::engine::{ConnectDecision, ConnectRequest, Hooks};
+use devicegate::store::now_ms;
+
+use crate::{Plugin, client, ffi, panic::guard};
+
+/// # Safety
+/// Called by the broker with a `mosquitto_evt_basic_auth` and the userdata
+/// given at registration.
+pub unsafe extern "C" fn on_basic_auth(_event: c_int, event_data: *mut c_void, userdata: *mut c_void) -> c_int {
+    guard("basic_auth", ffi::MOSQ_ERR_AUTH, || {
+        // SAFETY: the broker passes the registered userdata and a valid event.
+        let Some((plugin, event)) =
+            (unsafe { Plugin::with_event::<ffi::mosquitto_evt_basic_auth>(userdata, event_data) })
+        else {
+            return ffi::MOSQ_ERR_AUTH;
+        };
+        let connection = client::connection(event.client);
+        plugin.finish_disconnect(connection);
+        // SAFETY: `event.client` is the live client of this callback; the
+        // username and password are NULL or NUL-terminated for its duration.
+        let (client_id, address, username, password) = unsafe {
+            (
+                client::client_id(event.client),
+                client::address(event.client),
+                client::bytes(event.username),
+                client::bytes(event.password),
+            )
+        };
+        let request = ConnectRequest {
+            client_id: &client_id,
+            username,
+            password,
+            address: address.as_deref(),
+        };
+        let decision = plugin.auth.handle_connect(connection, &request, now_ms());
+        plugin.after_event();
+        match decision {
+            ConnectDecision::Accept => ffi::MOSQ_ERR_SUCCESS,
+            ConnectDecision::Refuse(_) => ffi::MOSQ_ERR_AUTH,
+            ConnectDecision::Defer => ffi::MOSQ_ERR_PLUGIN_DEFER,
+        }
+    })
+}

@@ -1,0 +1,141 @@
+//! `plugin_opt_*` lines: parsed once at init. An unknown option or a bad
+//! value fails init with one message naming it (the broker does not start).
+
+use std::time::Duration;
+
+use devicegate::engine::EngineConfig;
+use devicegate::sync::SyncConfig;
+use tracing::Level;
+
+/// The plugin's configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Options {
+    /// `plugin_opt_database_url` (required).
+    pub database_url: String,
+    /// `plugin_opt_log_level`: error, warn, info (default) or debug.
+    pub log_level: Level,
+    /// Engine limits.
+    pub engine: EngineConfig,
+    /// Background task timings.
+    pub sync: SyncConfig,
+    /// `plugin_opt_stats_interval_secs`: log callback-time percentiles this
+    /// often; 0 (the default) turns timing off.
+    pub stats_interval_secs: u64,
+}
+
+/// Every option name, for the error message of an unknown one.
+const KNOWN: &[&str] = &[
+    "database_url",
+    "log_level",
+    "refresh_interval_ms",
+    "reconcile_interval_secs",
+    "failed_logins_per_device",
+    "failed_logins_per_address",
+    "failure_window_secs",
+    "stats_interval_secs",
+];
+
+fn number<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, String> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| format!("plugin_opt_{key}: `{value}` is not a valid number"))
+}
+
+impl Options {
+    /// Parses `(key, value)` pairs as the broker hands them over.
+    pub fn parse<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Self, String> {
+        let mut database_url = None;
+        let mut log_level = Level::INFO;
+        let mut engine = EngineConfig::default();
+        let mut sync = SyncConfig::default();
+        let mut stats_interval_secs = 0;
+        for (key, value) in pairs {
+            match key {
+                "database_url" => database_url = Some(value.trim().to_owned()),
+                "log_level" => {
+                    log_level = match value.trim().to_ascii_lowercase().as_str() {
+                        "error" => Level::ERROR,
+                        "warn" | "warning" => Level::WARN,
+                        "info" => Level::INFO,
+                        "debug" => Level::DEBUG,
+                        _ => {
+                            return Err(format!(
+                                "plugin_opt_log_level: `{value}` is not error, warn, info or debug"
+                            ));
+                        }
+                    }
+                }
+                "refresh_interval_ms" => {
+                    sync.poll_interval = Duration::from_millis(number::<u64>(key, value)?.max(10));
+                }
+                "reconcile_interval_secs" => {
+                    sync.reconcile_interval = Duration::from_secs(number::<u64>(key, value)?.max(1));
+                }
+                "failed_logins_per_device" => engine.failed_logins_per_device = number(key, value)?,
+                "failed_logins_per_address" => engine.failed_logins_per_address = number(key, value)?,
+                "failure_window_secs" => engine.failure_window_ms = number::<u64>(key, value)?.max(1) * 1000,
+                "stats_interval_secs" => stats_interval_secs = number(key, value)?,
+                _ => {
+                    return Err(format!("unknown option plugin_opt_{key} (known: {})", KNOWN.join(", ")));
+                }
+            }
+        }
+        let database_url = database_url
+            .filter(|u| !u.is_empty())
+            .ok_or("plugin_opt_database_url is required, e.g. sqlite:///var/lib/mosquitto/devicegate.db")?;
+        Ok(Options {
+            database_url,
+            log_level,
+            engine,
+            sync,
+            stats_interval_secs,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every `plugin_opt_*` line of the documented example, commented out or
+    /// not, is an option this version accepts.
+    #[test]
+    fn the_example_configuration_parses() {
+        let conf = include_str!("../../../examples/mosquitto.conf");
+        let pairs: Vec<(&str, &str)> = conf
+            .lines()
+            .map(|l| l.trim_start_matches(['#', ' ']))
+            .filter_map(|l| l.strip_prefix("plugin_opt_"))
+            .filter_map(|l| l.split_once(' '))
+            .filter(|(k, _)| *k != "database_url")
+            .chain([("database_url", "sqlite:///tmp/x.db")])
+            .collect();
+        assert!(pairs.len() >= 7, "{pairs:?}");
+        Options::parse(pairs).unwrap();
+    }
+
+    #[test]
+    fn options() {
+        let o = Options::parse([
+            ("database_url", "sqlite:///tmp/x.db"),
+            ("log_level", "debug"),
+            ("failed_logins_per_device", "3"),
+            ("refresh_interval_ms", "250"),
+        ])
+        .unwrap();
+        assert_eq!(o.database_url, "sqlite:///tmp/x.db");
+        assert_eq!(o.log_level, Level::DEBUG);
+        assert_eq!(o.engine.failed_logins_per_device, 3);
+        assert_eq!(o.sync.poll_interval, Duration::from_millis(250));
+        let err = Options::parse([("database_url", "x"), ("databse_url", "y")]).unwrap_err();
+        assert!(err.contains("plugin_opt_databse_url"), "{err}");
+        assert!(
+            Options::parse([("database_url", "x"), ("failed_logins_per_device", "many")])
+                .unwrap_err()
+                .contains("not a valid number")
+        );
+        assert!(Options::parse([]).unwrap_err().contains("database_url is required"));
+        assert!(Options::parse([("database_url", "x"), ("log_level", "loud")]).is_err());
+    }
+}

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs every test: unit, property and integration tests against real SQLite
+# files, a real Postgres and a real Mosquitto (the local server, or a throwaway cluster this
+# script starts), plus a build of the decision modules without the database
+# layer. Installs what it needs with apt-get where missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+trap stop_postgres EXIT
+
+ensure_build_tools
+ensure_mosquitto
+ensure_postgres
+
+echo "==> decision modules build without sqlx or tokio" >&2
+cargo build --locked -p devicegate --no-default-features
+
+echo "==> the CLI and the Mosquitto plugin the broker tests run" >&2
+cargo build --locked -p devicegate-cli -p devicegate-mosquitto
+
+echo "==> cargo test --workspace" >&2
+cargo test --locked --workspace
