@@ -336,7 +336,8 @@ impl Engine {
         let Ok(mut queue) = self.writes.lock() else {
             return Vec::new();
         };
-        let batch: Vec<_> = queue.drain(..max.min(queue.len())).collect();
+        let count = max.min(queue.len());
+        let batch: Vec<_> = queue.drain(..count).collect();
         self.writes_in_flight.fetch_add(batch.len(), Ordering::Relaxed);
         batch
     }
@@ -367,6 +368,17 @@ impl Engine {
     /// How many connections the engine tracks.
     pub fn connection_count(&self) -> usize {
         self.connections.len()
+    }
+
+    /// The device `{dk}&{pk}` logged in on `connection`, if a device did:
+    /// brokers that key sessions by client id (VerneMQ) use it as the
+    /// session's canonical id, so each device has one session whatever
+    /// client id its SDK sent.
+    pub fn device_of(&self, connection: ConnectionId) -> Option<Box<str>> {
+        match &self.connections.get(&connection)?.subject {
+            connection::Subject::Device { key, .. } => Some(key.clone()),
+            connection::Subject::Principal(_) => None,
+        }
     }
 
     /// Whether the device `{dk}&{pk}` is online (directly or via a gateway).

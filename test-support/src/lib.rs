@@ -1,9 +1,14 @@
 //! Real databases for integration tests: an SQLite file in a temp dir, and
 //! a fresh Postgres database per test on the server named by
 //! `DEVICEGATE_TEST_POSTGRES` (default: the local server). A Postgres that
-//! cannot be reached fails the test with a hint; it is never skipped.
+//! cannot be reached fails the test with a hint; it is never skipped. Also
+//! the `devicegate` CLI, as tests drive it.
+
+mod cli;
 
 use std::sync::atomic::{AtomicU32, Ordering};
+
+pub use cli::{build_dir, cli, cli_binary, sign};
 
 use sqlx::Connection;
 

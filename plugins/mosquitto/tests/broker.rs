@@ -9,14 +9,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use devicegate_test_support as db;
+use devicegate_test_support::{cli, sign};
 use rumqttc::{AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, MqttOptions, Packet, QoS};
 use serde_json::Value;
-
-/// `target/debug`, where the plugin and the CLI are built.
-fn build_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().and_then(Path::parent).unwrap().to_path_buf()
-}
 
 /// The plugin `cargo test` just built: in `deps/`, beside this test binary
 /// (the copy in `target/debug/` is refreshed only by `cargo build`).
@@ -38,36 +33,6 @@ fn mosquitto_binary() -> String {
         }
     }
     panic!("mosquitto is not installed: `apt-get install mosquitto mosquitto-clients` (scripts/test.sh does this)");
-}
-
-/// Runs the `devicegate` CLI with `--json` on `url`.
-fn cli(url: &str, args: &[&str]) -> Value {
-    let exe = build_dir().join("devicegate");
-    assert!(
-        exe.exists(),
-        "{} is missing: run `cargo build -p devicegate-cli` (scripts/test.sh does)",
-        exe.display()
-    );
-    let out = Command::new(exe)
-        .args(["--database-url", url, "--json"])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "devicegate {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
-}
-
-/// The client id, username and password `devicegate sign` prints.
-fn sign(pk: &str, dk: &str, secret: &str, extra: &[&str]) -> (String, String, String) {
-    let mut args = vec!["sign", pk, dk, secret];
-    args.extend_from_slice(extra);
-    let v = cli("sqlite://unused.db", &args);
-    let field = |k: &str| v[k].as_str().unwrap().to_owned();
-    (field("client_id"), field("username"), field("password"))
 }
 
 fn free_port() -> u16 {
@@ -277,7 +242,7 @@ fn seed(url: &str) {
             "S3cretDevice0003",
         ],
     );
-    let hash_stdin = Command::new(build_dir().join("devicegate"))
+    let hash_stdin = Command::new(db::cli_binary())
         .args([
             "--database-url",
             url,

@@ -1,0 +1,110 @@
+//! The engine's configuration: the JSON string given to `dg_engine_new`.
+//! Unknown keys and bad values are refused with a message naming them.
+
+use std::time::Duration;
+
+use devicegate::engine::EngineConfig;
+use devicegate::sync::SyncConfig;
+use serde::Deserialize;
+use tracing::Level;
+
+/// `{"database_url": "sqlite:///var/lib/vernemq/devicegate.db", ...}`: only
+/// `database_url` is required.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Config {
+    /// Where products, devices and secrets live (`sqlite://…`, `postgres://…`).
+    pub database_url: String,
+    /// `error`, `warn`, `info` (default) or `debug`, written to stderr.
+    #[serde(default)]
+    log_level: Option<String>,
+    /// Failed logins per device per window before it is blocked; 0 = no limit.
+    #[serde(default)]
+    failed_logins_per_device: Option<u32>,
+    /// Failed logins per source address per window; 0 = no limit.
+    #[serde(default)]
+    failed_logins_per_address: Option<u32>,
+    /// The failed-login window, in seconds.
+    #[serde(default)]
+    failure_window_secs: Option<u64>,
+    /// How often the database's change feed is polled, in milliseconds.
+    #[serde(default)]
+    refresh_interval_ms: Option<u64>,
+    /// How often the whole registry is compared with the database, in seconds.
+    #[serde(default)]
+    reconcile_interval_secs: Option<u64>,
+}
+
+impl Config {
+    /// Parses the configuration; the error names what is wrong.
+    pub fn parse(json: &str) -> Result<Self, String> {
+        let config: Config = serde_json::from_str(json).map_err(|e| format!("configuration: {e}"))?;
+        if config.database_url.trim().is_empty() {
+            return Err("configuration: database_url is empty".to_owned());
+        }
+        config.log_level()?;
+        Ok(config)
+    }
+
+    /// The log level.
+    pub fn log_level(&self) -> Result<Level, String> {
+        match self.log_level.as_deref().map(str::to_ascii_lowercase).as_deref() {
+            None | Some("info") => Ok(Level::INFO),
+            Some("error") => Ok(Level::ERROR),
+            Some("warn" | "warning") => Ok(Level::WARN),
+            Some("debug") => Ok(Level::DEBUG),
+            Some(other) => Err(format!(
+                "configuration: log_level `{other}` is not error, warn, info or debug"
+            )),
+        }
+    }
+
+    /// The engine's limits.
+    pub fn engine(&self) -> EngineConfig {
+        let mut engine = EngineConfig::default();
+        if let Some(n) = self.failed_logins_per_device {
+            engine.failed_logins_per_device = n;
+        }
+        if let Some(n) = self.failed_logins_per_address {
+            engine.failed_logins_per_address = n;
+        }
+        if let Some(secs) = self.failure_window_secs {
+            engine.failure_window_ms = secs.max(1).saturating_mul(1000);
+        }
+        engine
+    }
+
+    /// The background task's timings.
+    pub fn sync(&self) -> SyncConfig {
+        let mut sync = SyncConfig::default();
+        if let Some(ms) = self.refresh_interval_ms {
+            sync.poll_interval = Duration::from_millis(ms.max(10));
+        }
+        if let Some(secs) = self.reconcile_interval_secs {
+            sync.reconcile_interval = Duration::from_secs(secs.max(1));
+        }
+        sync
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configurations() {
+        let c = Config::parse(r#"{"database_url":"sqlite:///x.db","failed_logins_per_device":3,"refresh_interval_ms":1}"#)
+            .unwrap();
+        assert_eq!(c.engine().failed_logins_per_device, 3);
+        assert_eq!(c.sync().poll_interval, Duration::from_millis(10));
+        assert_eq!(c.log_level(), Ok(Level::INFO));
+        let unknown = Config::parse(r#"{"database_url":"x","databse_url":"y"}"#).unwrap_err();
+        assert!(unknown.contains("databse_url"), "{unknown}");
+        assert!(Config::parse(r#"{}"#).unwrap_err().contains("database_url"));
+        assert!(Config::parse(r#"{"database_url":" "}"#).unwrap_err().contains("empty"));
+        assert!(Config::parse(r#"{"database_url":"x","log_level":"loud"}"#).unwrap_err().contains("loud"));
+        assert!(Config::parse("not json").is_err());
+        let typed = Config::parse(r#"{"database_url":"x","failure_window_secs":"soon"}"#).unwrap_err();
+        assert!(typed.contains("invalid type"), "{typed}");
+    }
+}

@@ -1,0 +1,117 @@
+//! `auth_on_register`: a client's CONNECT. The login is decided here; the
+//! session is bound to its subscriber id, canonical for devices when the
+//! broker accepts a rewritten one.
+
+use devicegate::decision::ConnectOutcome;
+use devicegate::engine::{ConnectDecision, ConnectRequest, Hooks};
+use devicegate::store::now_ms;
+
+use crate::abi::{DG_CLIENT_ID_MAX, dg_out_buf, dg_result, dg_str};
+use crate::args::{check_room, write};
+use crate::guard::{Failure, entry};
+use crate::handle::dg_engine;
+use crate::sessions::Subscriber;
+
+/// Decides a CONNECT (VerneMQ `auth_on_register`, also `_m5`).
+///
+/// `peer_ip` is the client's address as text (for failed-login limits and
+/// logs); `peer_port` is not used. `mountpoint` may be absent (empty).
+/// `client_id` must be UTF-8. `username` and `password` are opaque bytes;
+/// absent means not sent (VerneMQ 2.x hands the password over as
+/// `{encrypted, Bin}`: decrypt it before the call). `clean_session` is not
+/// used.
+///
+/// `out_client_id` may be NULL. If given, its `cap` must be at least
+/// `DG_CLIENT_ID_MAX` (else `DG_ERR_BUFFER_TOO_SMALL` before any work),
+/// and for a device login devicegate writes the device's canonical
+/// subscriber id `{deviceKey}&{productKey}`: answer VerneMQ with
+/// `{ok, [{subscriber_id, {Mountpoint, Id}}]}` so that each device has one
+/// session whatever client id its SDK sent, and use that id in later calls.
+/// `len` is 0 when there is nothing to rewrite (principals).
+///
+/// Returns `DG_OK` (accepted), `DG_NEXT` (no username: not a client
+/// devicegate owns), `DG_ERR_INVALID_CREDENTIALS`, `DG_ERR_NOT_AUTHORIZED`,
+/// `DG_ERR_CLIENT_ID_INVALID` or `DG_ERR_UNAVAILABLE` (refused; the reason
+/// is logged and in `dg_last_error`), or an argument error.
+///
+/// # Safety
+/// `engine` comes from `dg_engine_new`; every `dg_str` is absent or valid
+/// for the call; `out_client_id` is NULL or a valid `dg_out_buf`. Any
+/// thread; never blocks.
+#[unsafe(no_mangle)]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn dg_auth_on_register(
+    engine: *const dg_engine,
+    peer_ip: dg_str,
+    peer_port: u16,
+    mountpoint: dg_str,
+    client_id: dg_str,
+    username: dg_str,
+    password: dg_str,
+    clean_session: bool,
+    out_client_id: *mut dg_out_buf,
+) -> dg_result {
+    let _ = (peer_port, clean_session);
+    entry("dg_auth_on_register", || {
+        // SAFETY: the caller's contract covers the handle and every string.
+        let (gate, address, mountpoint, client_id, username, password) = unsafe {
+            (
+                dg_engine::gate(engine)?,
+                peer_ip.text("peer_ip")?,
+                mountpoint.text("mountpoint")?.unwrap_or(""),
+                client_id.text("client_id")?.unwrap_or(""),
+                username.bytes("username", u16::MAX.into())?,
+                password.bytes("password", u16::MAX.into())?,
+            )
+        };
+        if !out_client_id.is_null() {
+            // SAFETY: a non-null `out_client_id` is valid by the contract.
+            unsafe { check_room(&[(out_client_id, DG_CLIENT_ID_MAX, "out_client_id")]) }?;
+        }
+        let now = now_ms();
+        let connection = gate.sessions.new_connection();
+        let request = ConnectRequest {
+            client_id: client_id.as_bytes(),
+            username,
+            password,
+            address,
+        };
+        match gate.auth.handle_connect(connection, &request, now) {
+            ConnectDecision::Defer => Ok(dg_result::DG_NEXT),
+            ConnectDecision::Refuse(reason) => {
+                tracing::info!(client_id, address, "devicegate refused a login: {reason}");
+                let code = match reason.outcome() {
+                    ConnectOutcome::BadClientId => dg_result::DG_ERR_CLIENT_ID_INVALID,
+                    ConnectOutcome::BadCredentials => dg_result::DG_ERR_INVALID_CREDENTIALS,
+                    ConnectOutcome::Unavailable => dg_result::DG_ERR_UNAVAILABLE,
+                    ConnectOutcome::NotAuthorized | ConnectOutcome::Ok => {
+                        dg_result::DG_ERR_NOT_AUTHORIZED
+                    }
+                };
+                Err(Failure::new(code, format!("login refused: {reason}")))
+            }
+            ConnectDecision::Accept => {
+                let canonical = if out_client_id.is_null() {
+                    None
+                } else {
+                    gate.auth.engine().device_of(connection)
+                };
+                if !out_client_id.is_null() {
+                    let rewrite = canonical.as_deref().unwrap_or("").as_bytes();
+                    // SAFETY: check_room found room for DG_CLIENT_ID_MAX bytes,
+                    // and a device key is never longer.
+                    unsafe { write(out_client_id, rewrite) };
+                }
+                let subscriber = Subscriber {
+                    mountpoint: mountpoint.into(),
+                    client_id: canonical.unwrap_or_else(|| client_id.into()),
+                };
+                if let Some(replaced) = gate.sessions.bind(subscriber, connection, now) {
+                    gate.auth.handle_disconnect(replaced, now);
+                }
+                tracing::debug!(client_id, address, "devicegate accepted a login");
+                Ok(dg_result::DG_OK)
+            }
+        }
+    })
+}
