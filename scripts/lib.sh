@@ -79,3 +79,12 @@ ensure_mosquitto() {
     [ -f /usr/include/mosquitto.h ] || missing+=(libmosquitto-dev)
     if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}" || return 1; fi
 }
+
+# Makes sure Erlang (erl, erlc and the NIF header) is installed, for the
+# VerneMQ shim's tests.
+ensure_erlang() {
+    local missing=()
+    command -v erl >/dev/null && command -v erlc >/dev/null || missing+=(erlang-base)
+    [ -f /usr/lib/erlang/usr/include/erl_nif.h ] || missing+=(erlang-dev)
+    if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}" || return 1; fi
+}

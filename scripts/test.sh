@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: unit, property and integration tests against real SQLite
-# files, a real Postgres and a real Mosquitto (the local server, or a throwaway cluster this
-# script starts), plus a build of the decision modules without the database
-# layer. Installs what it needs with apt-get where missing.
+# files, a real Postgres (the local server, or a throwaway cluster this
+# script starts), a real Mosquitto, a real Erlang VM and the system C
+# compiler, plus a build of the decision modules without the database layer. Installs what it needs with apt-get where missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -10,6 +10,7 @@ trap stop_postgres EXIT
 
 ensure_build_tools
 ensure_mosquitto
+ensure_erlang
 ensure_postgres
 
 echo "==> decision modules build without sqlx or tokio" >&2

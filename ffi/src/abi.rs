@@ -104,7 +104,6 @@ pub const DG_STRING_MAX: usize = 65_535;
 /// incompatible change.
 pub const DG_ABI_VERSION: u32 = 1;
 
-
 #[cfg(test)]
 mod tests {
     #[test]

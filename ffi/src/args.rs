@@ -57,7 +57,10 @@ pub(crate) unsafe fn check_room(outputs: &[(*mut dg_out_buf, usize, &str)]) -> R
         // SAFETY: the caller guarantees a valid buffer descriptor or null.
         let out = unsafe { out.as_mut() }.ok_or_else(|| Failure::bad_argument(format!("{what} is NULL")))?;
         if out.ptr.is_null() && out.cap > 0 {
-            return Err(Failure::bad_argument(format!("{what}.ptr is NULL with cap {}", out.cap)));
+            return Err(Failure::bad_argument(format!(
+                "{what}.ptr is NULL with cap {}",
+                out.cap
+            )));
         }
         out.len = needed;
         if out.cap < needed {

@@ -93,8 +93,9 @@ mod tests {
 
     #[test]
     fn configurations() {
-        let c = Config::parse(r#"{"database_url":"sqlite:///x.db","failed_logins_per_device":3,"refresh_interval_ms":1}"#)
-            .unwrap();
+        let c =
+            Config::parse(r#"{"database_url":"sqlite:///x.db","failed_logins_per_device":3,"refresh_interval_ms":1}"#)
+                .unwrap();
         assert_eq!(c.engine().failed_logins_per_device, 3);
         assert_eq!(c.sync().poll_interval, Duration::from_millis(10));
         assert_eq!(c.log_level(), Ok(Level::INFO));
@@ -102,7 +103,11 @@ mod tests {
         assert!(unknown.contains("databse_url"), "{unknown}");
         assert!(Config::parse(r#"{}"#).unwrap_err().contains("database_url"));
         assert!(Config::parse(r#"{"database_url":" "}"#).unwrap_err().contains("empty"));
-        assert!(Config::parse(r#"{"database_url":"x","log_level":"loud"}"#).unwrap_err().contains("loud"));
+        assert!(
+            Config::parse(r#"{"database_url":"x","log_level":"loud"}"#)
+                .unwrap_err()
+                .contains("loud")
+        );
         assert!(Config::parse("not json").is_err());
         let typed = Config::parse(r#"{"database_url":"x","failure_window_secs":"soon"}"#).unwrap_err();
         assert!(typed.contains("invalid type"), "{typed}");

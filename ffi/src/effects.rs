@@ -54,7 +54,12 @@ pub unsafe extern "C" fn dg_poll_effect(engine: *const dg_engine, out: *mut dg_e
             let (kind, qos, topic, payload) = match &ready.effect {
                 Effect::Publish {
                     topic, payload, qos, ..
-                } => (dg_effect_kind::DG_EFFECT_PUBLISH, *qos, topic.as_bytes(), payload.as_slice()),
+                } => (
+                    dg_effect_kind::DG_EFFECT_PUBLISH,
+                    *qos,
+                    topic.as_bytes(),
+                    payload.as_slice(),
+                ),
                 Effect::Kick { .. } => (dg_effect_kind::DG_EFFECT_KICK, 0, &[][..], &[][..]),
             };
             let mountpoint = ready.subscriber.mountpoint.as_bytes();

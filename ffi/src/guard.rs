@@ -50,7 +50,10 @@ pub(crate) fn catch<T>(name: &'static str, body: impl FnOnce() -> Result<T, Fail
             .or_else(|| panic.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "unknown panic".to_owned());
         tracing::error!("devicegate: internal error in {name}: {what}");
-        Err(Failure::new(dg_result::DG_ERR_INTERNAL, format!("internal error in {name}: {what}")))
+        Err(Failure::new(
+            dg_result::DG_ERR_INTERNAL,
+            format!("internal error in {name}: {what}"),
+        ))
     });
     let message = outcome.as_ref().err().map(|f| f.message.as_str()).unwrap_or("");
     // The thread-local is gone only while the thread exits; nothing to record then.

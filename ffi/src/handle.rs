@@ -130,7 +130,10 @@ impl Gate {
                 .compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok()
         {
-            for lost in self.sessions.unconfirmed_since(now_ms.saturating_sub(CONFIRM_WITHIN_MS)) {
+            for lost in self
+                .sessions
+                .unconfirmed_since(now_ms.saturating_sub(CONFIRM_WITHIN_MS))
+            {
                 tracing::warn!(
                     client_id = &*lost.client_id,
                     "devicegate: the broker never registered an accepted session; counting it as gone"
@@ -149,7 +152,10 @@ impl Gate {
                         ready.push_back(SessionEffect { subscriber, effect });
                     }
                 }
-                None => tracing::debug!(connection = connection.0, "devicegate: effect for a closed session dropped"),
+                None => tracing::debug!(
+                    connection = connection.0,
+                    "devicegate: effect for a closed session dropped"
+                ),
             }
         }
     }

@@ -54,7 +54,11 @@ pub unsafe extern "C" fn dg_on_register(
 /// # Safety
 /// As for `dg_on_register`.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn dg_on_client_offline(engine: *const dg_engine, mountpoint: dg_str, client_id: dg_str) -> dg_result {
+pub unsafe extern "C" fn dg_on_client_offline(
+    engine: *const dg_engine,
+    mountpoint: dg_str,
+    client_id: dg_str,
+) -> dg_result {
     // SAFETY: the caller's contract is passed on unchanged.
     unsafe { session_ended("dg_on_client_offline", engine, mountpoint, client_id) }
 }
@@ -68,14 +72,23 @@ pub unsafe extern "C" fn dg_on_client_offline(engine: *const dg_engine, mountpoi
 /// # Safety
 /// As for `dg_on_register`.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn dg_on_client_gone(engine: *const dg_engine, mountpoint: dg_str, client_id: dg_str) -> dg_result {
+pub unsafe extern "C" fn dg_on_client_gone(
+    engine: *const dg_engine,
+    mountpoint: dg_str,
+    client_id: dg_str,
+) -> dg_result {
     // SAFETY: the caller's contract is passed on unchanged.
     unsafe { session_ended("dg_on_client_gone", engine, mountpoint, client_id) }
 }
 
 /// # Safety
 /// As for `dg_on_register`.
-unsafe fn session_ended(name: &'static str, engine: *const dg_engine, mountpoint: dg_str, client_id: dg_str) -> dg_result {
+unsafe fn session_ended(
+    name: &'static str,
+    engine: *const dg_engine,
+    mountpoint: dg_str,
+    client_id: dg_str,
+) -> dg_result {
     entry(name, || {
         // SAFETY: the caller's contract covers the handle and the strings.
         let (gate, mountpoint, client_id) = unsafe {

@@ -84,9 +84,7 @@ pub unsafe extern "C" fn dg_auth_on_register(
                     ConnectOutcome::BadClientId => dg_result::DG_ERR_CLIENT_ID_INVALID,
                     ConnectOutcome::BadCredentials => dg_result::DG_ERR_INVALID_CREDENTIALS,
                     ConnectOutcome::Unavailable => dg_result::DG_ERR_UNAVAILABLE,
-                    ConnectOutcome::NotAuthorized | ConnectOutcome::Ok => {
-                        dg_result::DG_ERR_NOT_AUTHORIZED
-                    }
+                    ConnectOutcome::NotAuthorized | ConnectOutcome::Ok => dg_result::DG_ERR_NOT_AUTHORIZED,
                 };
                 Err(Failure::new(code, format!("login refused: {reason}")))
             }

@@ -47,7 +47,14 @@ fn device_database() -> (db::TestDb, [String; 3]) {
     cli(&db.url, &["product", "create", "Ab3dEf9h", "--dialect", "enos"]);
     cli(
         &db.url,
-        &["device", "create", "Ab3dEf9h", "dev_0001", "--secret", "0123456789abcdef0123456789abcdef"],
+        &[
+            "device",
+            "create",
+            "Ab3dEf9h",
+            "dev_0001",
+            "--secret",
+            "0123456789abcdef0123456789abcdef",
+        ],
     );
     let (client_id, username, password) = sign("Ab3dEf9h", "dev_0001", "0123456789abcdef0123456789abcdef", &[]);
     (db, [client_id, username, password])
@@ -71,7 +78,11 @@ fn the_c_example_runs_clean_under_address_sanitizer() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "exit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}", out.status);
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        out.status
+    );
     for line in [
         "login: accepted as dev_0001&Ab3dEf9h",
         "publish /sys/Ab3dEf9h/dev_0001/thing/measurepoint/post: allowed",
@@ -83,8 +94,14 @@ fn the_c_example_runs_clean_under_address_sanitizer() {
         "a call after free: -100 (the engine handle was freed)",
         "all checks passed",
     ] {
-        assert!(stdout.contains(line), "missing `{line}` in:\n{stdout}\nstderr:\n{stderr}");
+        assert!(
+            stdout.contains(line),
+            "missing `{line}` in:\n{stdout}\nstderr:\n{stderr}"
+        );
     }
     assert!(!stderr.contains("Sanitizer"), "{stderr}");
-    assert!(!stderr.contains("0123456789abcdef"), "the secret reached a log: {stderr}");
+    assert!(
+        !stderr.contains("0123456789abcdef"),
+        "the secret reached a log: {stderr}"
+    );
 }

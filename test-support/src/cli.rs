@@ -10,7 +10,10 @@ use serde_json::Value;
 /// test binary lives in its `deps/`).
 pub fn build_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("the test binary has a path");
-    exe.parent().and_then(Path::parent).expect("tests run from target/*/deps").to_path_buf()
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("tests run from target/*/deps")
+        .to_path_buf()
 }
 
 /// The `devicegate` CLI binary; fails with a hint if it is not built.
