@@ -16,8 +16,8 @@ ensure_postgres
 echo "==> decision modules build without sqlx or tokio" >&2
 cargo build --locked -p devicegate --no-default-features
 
-echo "==> the CLI and the Mosquitto plugin the broker tests run" >&2
-cargo build --locked -p devicegate-cli -p devicegate-mosquitto
+echo "==> the CLI, the Mosquitto plugin and the C library the integration tests run" >&2
+cargo build --locked -p devicegate-cli -p devicegate-mosquitto -p devicegate-ffi
 
 echo "==> cargo test --workspace" >&2
 cargo test --locked --workspace
