@@ -253,8 +253,95 @@ pub enum StoreWrite {
     },
 }
 
-/// The hooks a broker calls. Every method is synchronous and non-blocking:
-/// it reads memory and returns. See the module docs for the calling order.
+/// The contract between devicegate and a broker: the hooks a broker calls.
+///
+/// Implemented by [`Engine`] (decisions over an in-memory registry you
+/// fill yourself) and by [`crate::sync::Authenticator`] (the engine plus
+/// the background task that loads the registry from a database and writes
+/// state changes back); a broker adapter holds either behind this trait.
+///
+/// Every method is synchronous and non-blocking: it reads memory and
+/// returns, so it may be called on the broker's network threads. The
+/// broker names each network connection with a [`ConnectionId`] that is
+/// unique for the connection's lifetime, from CONNECT to close.
+///
+/// What the broker must do:
+///
+/// 1. On CONNECT, call [`Hooks::handle_connect`]. [`ConnectDecision::Accept`]:
+///    accept. [`ConnectDecision::Refuse`]: refuse with the CONNACK code of
+///    [`ConnectDecision::outcome`] (`mqtt3_code` / `mqtt5_reason`) and log
+///    the reason. [`ConnectDecision::Defer`]: no username, not a client
+///    devicegate owns; let the broker's other authentication decide.
+/// 2. Before routing a PUBLISH (wills and retained messages included), call
+///    [`Hooks::authorize_publish`]; when allowed, call
+///    [`Hooks::handle_message`] and do not route the message if it answers
+///    [`MessageDecision::Consume`] (the engine answers activation replies
+///    and gateway requests itself).
+/// 3. Check each SUBSCRIBE filter with [`Hooks::authorize_subscribe`]
+///    (refused: SUBACK 0x80 / 0x87 for that filter), report UNSUBSCRIBE
+///    with [`Hooks::handle_unsubscribe`], and, where the broker can, check
+///    each delivery with [`Hooks::authorize_delivery`].
+/// 4. When the connection closes for any reason, call
+///    [`Hooks::handle_disconnect`]; call [`Hooks::handle_tick`] every 100 ms
+///    or so.
+/// 5. After each hook and each tick, drain [`Hooks::poll_effect`] and carry
+///    out every [`Effect`]: [`Effect::Publish`] delivers a message to that
+///    one connection without a subscription (it may carry a device secret:
+///    never broadcast or log it); [`Effect::Kick`] closes that connection.
+///
+/// [`AccessDecision::Defer`] means the connection is not one devicegate
+/// accepted: let the broker's other rules decide.
+///
+/// # Example
+///
+/// A broker's view of one device session, on a registry filled by hand
+/// (with a database, start a [`crate::sync::Authenticator`] instead):
+///
+/// ```
+/// use std::sync::Arc;
+/// use devicegate::credentials::Dialect;
+/// use devicegate::decision::AccessDecision;
+/// use devicegate::engine::{ConnectDecision, ConnectRequest, ConnectionId, Effect, Engine, EngineConfig, Hooks};
+/// use devicegate::registry::{DeviceRecord, Product, Registry};
+/// use devicegate::secret::Secret;
+///
+/// let registry = Arc::new(Registry::new());
+/// registry.put_product(Product::new("Ab3dEf9h", Dialect::Enos));
+/// registry.put_device("dev_0001&Ab3dEf9h", DeviceRecord::new(Some(Secret::new(*b"S3cretDevice0001"))));
+/// registry.mark_loaded();
+/// let hooks: &dyn Hooks = &Engine::new(registry, EngineConfig::default());
+///
+/// // CONNECT as an EnOS device SDK sends it (PROTOCOL.md vector E3).
+/// let now = 1_795_320_550_912;
+/// let connection = ConnectionId(1);
+/// let request = ConnectRequest {
+///     client_id: b"dev_0001|securemode=2,signmethod=hmacsha256,timestamp=1795320550912.803|",
+///     username: Some(b"dev_0001&Ab3dEf9h"),
+///     password: Some(b"ae6a61853dddd9fd18ae77965aa1547ac13ca12c3e5c32769c2a4f69512ee9ec"),
+///     address: Some("10.0.0.7"),
+/// };
+/// assert_eq!(hooks.handle_connect(connection, &request, now), ConnectDecision::Accept);
+///
+/// // Its own topics only; a wildcard that reaches other devices is refused.
+/// let own = "/sys/Ab3dEf9h/dev_0001/thing/measurepoint/post";
+/// assert_eq!(hooks.authorize_publish(connection, own, false, now), AccessDecision::Allow);
+/// let other = "/sys/Ab3dEf9h/dev_0002/thing/measurepoint/post";
+/// assert_eq!(hooks.authorize_publish(connection, other, false, now), AccessDecision::Deny);
+/// assert_eq!(hooks.authorize_subscribe(connection, "/sys/+/+/thing/#", now), AccessDecision::Deny);
+///
+/// // Carry out whatever the engine asks for.
+/// while let Some(effect) = hooks.poll_effect() {
+///     match effect {
+///         Effect::Publish { connection, topic, payload, qos, .. } => {
+///             let _deliver_to_this_connection_only = (connection, topic, payload, qos);
+///         }
+///         Effect::Kick { connection, .. } => {
+///             let _close = connection;
+///         }
+///     }
+/// }
+/// hooks.handle_disconnect(connection, now + 1_000);
+/// ```
 pub trait Hooks: Send + Sync {
     /// A client sent CONNECT on `connection`.
     fn handle_connect(&self, connection: ConnectionId, request: &ConnectRequest<'_>, now_ms: u64) -> ConnectDecision;
