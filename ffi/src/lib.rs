@@ -49,3 +49,6 @@ pub use presence::{dg_on_client_gone, dg_on_client_offline, dg_on_register};
 pub use publish::dg_auth_on_publish;
 pub use register::dg_auth_on_register;
 pub use subscribe::dg_auth_on_subscribe;
+
+#[cfg(test)]
+mod bad_input;
