@@ -54,16 +54,14 @@ impl Principal {
         };
         let quick = quick_hash(&parsed.salt, password);
         let cached = self.verified.lock().map(|g| *g).unwrap_or(None);
-        if let Some(cached) = cached {
-            if bool::from(cached.ct_eq(&quick)) {
-                return true;
-            }
+        if let Some(cached) = cached
+            && bool::from(cached.ct_eq(&quick))
+        {
+            return true;
         }
         let ok = parsed.verify(password);
-        if ok {
-            if let Ok(mut guard) = self.verified.lock() {
-                *guard = Some(quick);
-            }
+        if ok && let Ok(mut guard) = self.verified.lock() {
+            *guard = Some(quick);
         }
         ok
     }

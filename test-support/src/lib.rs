@@ -5,6 +5,7 @@
 //! the `devicegate` CLI, as tests drive it.
 
 mod cli;
+pub mod mqtt;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 

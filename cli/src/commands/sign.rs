@@ -6,67 +6,28 @@ use serde_json::json;
 
 use crate::args::{DialectArg, SignArgs};
 use crate::output::Output;
-use devicegate::credentials::{KeyKind, validate_key};
-use devicegate::sign::{Content, HashAlg, Scheme, SignMethod, compute};
+use devicegate::credentials::{Dialect, LoginSpec, sign_device_login};
+use devicegate::sign::HashAlg;
 
 /// The client id, username and password for `args`.
 pub fn credentials(args: &SignArgs, now_ms: u64) -> anyhow::Result<(String, String, String)> {
-    let (pk, dk) = (&args.product_key, &args.device_key);
-    validate_key(KeyKind::Product, pk.as_bytes()).with_context(|| format!("product key `{pk}`"))?;
-    validate_key(KeyKind::Device, dk.as_bytes()).with_context(|| format!("device key `{dk}`"))?;
     let alg = HashAlg::from_name(&args.method)
         .with_context(|| format!("unknown method `{}` (expected sha256, sha1 or md5)", args.method))?;
     let timestamp = args.timestamp.clone().unwrap_or_else(|| now_ms.to_string());
-    let username = format!("{dk}&{pk}");
-    let (client_id, password) = match args.dialect {
-        DialectArg::Enos => {
-            let method = SignMethod {
-                alg,
-                scheme: Scheme::AppendSecret,
-            };
-            let content = Content::new(&[
-                ("clientId", dk),
-                ("deviceKey", dk),
-                ("productKey", pk),
-                ("timestamp", &timestamp),
-            ]);
-            let client_id = format!(
-                "{dk}|securemode={},signmethod={},timestamp={timestamp}|",
-                args.secure_mode,
-                alg.name()
-            );
-            (
-                client_id,
-                compute(method, &content, args.secret.as_bytes()).to_hex_upper(),
-            )
-        }
-        DialectArg::Aliyun => {
-            anyhow::ensure!(
-                args.secure_mode == 2,
-                "--secure-mode 3 is EnOS dynamic activation; Aliyun signs with 2"
-            );
-            let method = SignMethod {
-                alg,
-                scheme: Scheme::Hmac,
-            };
-            let identity = format!("{pk}.{dk}");
-            let content = Content::new(&[
-                ("clientId", &identity),
-                ("deviceName", dk),
-                ("productKey", pk),
-                ("timestamp", &timestamp),
-            ]);
-            let client_id = format!(
-                "{identity}|securemode=2,signmethod=hmac{},timestamp={timestamp}|",
-                alg.name()
-            );
-            (
-                client_id,
-                compute(method, &content, args.secret.as_bytes()).to_hex_lower(),
-            )
-        }
-    };
-    Ok((client_id, username, password))
+    let login = sign_device_login(&LoginSpec {
+        dialect: match args.dialect {
+            DialectArg::Enos => Dialect::Enos,
+            DialectArg::Aliyun => Dialect::Aliyun,
+        },
+        product_key: &args.product_key,
+        device_key: &args.device_key,
+        secret: &args.secret,
+        alg,
+        timestamp: &timestamp,
+        secure_mode: args.secure_mode,
+    })
+    .map_err(anyhow::Error::msg)?;
+    Ok((login.client_id, login.username, login.password))
 }
 
 pub fn run(out: &Output, args: &SignArgs) -> anyhow::Result<()> {

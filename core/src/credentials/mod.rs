@@ -7,6 +7,7 @@
 
 mod aliyun;
 pub mod client_id;
+mod device;
 mod enos;
 pub mod keys;
 pub mod username;
@@ -14,6 +15,7 @@ pub mod username;
 use crate::decision::ConnectOutcome;
 use crate::sign::{Content, Digest, SignMethod, SignatureError};
 pub use client_id::ClientId;
+pub use device::{DeviceLogin, LoginSpec, sign_device_login};
 pub use keys::{KeyKind, validate_key};
 pub use username::{Username, parse_username};
 

@@ -157,10 +157,10 @@ impl Connection {
     }
 
     pub(super) fn refresh_principal(&mut self, fresh: &Arc<Principal>) {
-        if let Subject::Principal(p) = &mut self.subject {
-            if p.name == fresh.name {
-                *p = Arc::clone(fresh);
-            }
+        if let Subject::Principal(p) = &mut self.subject
+            && p.name == fresh.name
+        {
+            *p = Arc::clone(fresh);
         }
     }
 }

@@ -398,10 +398,10 @@ impl Engine {
             }
             self.throw_off(&key, now_ms, "logged_in_elsewhere");
         }
-        if let Some(mut conn) = self.connections.get_mut(&connection) {
-            if let Subject::Device { gateway, .. } = &mut conn.subject {
-                gateway.add(&key, product);
-            }
+        if let Some(mut conn) = self.connections.get_mut(&connection)
+            && let Subject::Device { gateway, .. } = &mut conn.subject
+        {
+            gateway.add(&key, product);
         }
         self.device_failures.record_success(&key);
         self.online.insert(key.as_str().into(), connection);

@@ -385,10 +385,10 @@ impl Engine {
             }
             Some((_, true)) => {}
             Some((_, false)) => {
-                if let Some(mut gw) = self.connections.get_mut(&old) {
-                    if let Subject::Device { gateway, .. } = &mut gw.subject {
-                        gateway.remove(key);
-                    }
+                if let Some(mut gw) = self.connections.get_mut(&old)
+                    && let Subject::Device { gateway, .. } = &mut gw.subject
+                {
+                    gateway.remove(key);
                 }
             }
             None => {}

@@ -1,0 +1,60 @@
+//! MQTT 3.1.1 sessions: CONNECT return codes and SUBACK failures.
+
+use std::sync::Arc;
+
+use devicegate::decision::ConnectOutcome;
+use devicegate::engine::ConnectRequest;
+use ntex_mqtt::v3;
+
+use crate::gate::{Gate, Login};
+use crate::outlet::deliver;
+
+/// Decides a v3 CONNECT: on acceptance, acks with the state `session`
+/// builds from the [`Login`] and starts delivering effects to the session;
+/// otherwise answers CONNACK 2 (bad client id), 3 (registry not loaded),
+/// 4 (bad credentials) or 5 (not authorized, and clients without a
+/// username, which devicegate does not own) and closes.
+pub fn connect<St>(
+    gate: &Arc<Gate>,
+    connect: v3::Connect,
+    session: impl FnOnce(Login, v3::MqttSink) -> St,
+) -> v3::ConnectAck<St> {
+    let packet = connect.packet();
+    let address = crate::peer_address(connect.io());
+    let request = ConnectRequest {
+        client_id: packet.client_id.as_bytes(),
+        username: packet.username.as_ref().map(|u| u.as_bytes().as_ref()),
+        password: packet.password.as_deref(),
+        address: address.as_deref(),
+    };
+    match gate.login(&request) {
+        Ok((login, mailbox)) => {
+            let sink = connect.sink();
+            ntex_rt::spawn(deliver(mailbox, sink.clone()));
+            connect.ack(session(login, sink), false)
+        }
+        Err(decision) => match decision.outcome() {
+            ConnectOutcome::BadClientId => connect.identifier_rejected(),
+            ConnectOutcome::BadCredentials => connect.bad_username_or_pwd(),
+            ConnectOutcome::Unavailable => connect.service_unavailable(),
+            ConnectOutcome::NotAuthorized | ConnectOutcome::Ok => connect.not_authorized(),
+        },
+    }
+}
+
+/// Decides each filter of a v3 SUBSCRIBE: granted at the requested QoS,
+/// or SUBACK 0x80 for that filter only. Returns the granted filters.
+pub fn subscribe(login: &Login, subscribe: &mut v3::control::Subscribe) -> Vec<(String, v3::QoS)> {
+    let mut granted = Vec::new();
+    for mut filter in subscribe.iter_mut() {
+        let topic = filter.topic().to_string();
+        if login.subscribe(&topic) {
+            let qos = filter.qos();
+            filter.confirm(qos);
+            granted.push((topic, qos));
+        } else {
+            filter.fail();
+        }
+    }
+    granted
+}

@@ -1,0 +1,88 @@
+//! The runnable examples, run as a user would: `ntex_broker` on a database
+//! made with the CLI, and `device_client` activating a device dynamically
+//! against it, then publishing with the secret it received.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use devicegate_test_support::{self as db, build_dir, cli};
+
+/// Kills the broker when the test ends, however it ends.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn example(name: &str) -> std::path::PathBuf {
+    let path = build_dir().join("examples").join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: `cargo build -p devicegate-ntex --examples`",
+        path.display()
+    );
+    path
+}
+
+#[test]
+fn the_device_client_activates_and_publishes_through_the_ntex_broker() {
+    let db = db::sqlite();
+    cli(
+        &db.url,
+        &[
+            "product",
+            "create",
+            "Ab3dEf9h",
+            "--dynamic-activation",
+            "--secret",
+            "ProdSecretXYZ123",
+        ],
+    );
+    cli(&db.url, &["device", "create", "Ab3dEf9h", "dev_0002", "--no-secret"]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let address = format!("127.0.0.1:{port}");
+    let _broker = Running(
+        Command::new(example("ntex_broker"))
+            .args([&db.url, &address])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let start = Instant::now();
+    while std::net::TcpStream::connect(&address).is_err() {
+        assert!(start.elapsed() < Duration::from_secs(10), "the example broker listens");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The registry loads in the background: until then logins are refused.
+    let out = loop {
+        let out = Command::new(example("device_client"))
+            .args([&address, "Ab3dEf9h", "dev_0002", "--product-secret", "ProdSecretXYZ123"])
+            .output()
+            .unwrap();
+        if out.status.success() || start.elapsed() > Duration::from_secs(10) {
+            break out;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("activated"), "{stdout}");
+    assert!(
+        stdout.contains("published to /sys/Ab3dEf9h/dev_0002/thing/measurepoint/post"),
+        "{stdout}"
+    );
+    let device = cli(&db.url, &["device", "show", "Ab3dEf9h", "dev_0002"]);
+    assert!(!device["activated_at"].is_null(), "{device}");
+}

@@ -1,0 +1,140 @@
+//! MQTT as the broker tests speak it: a real rumqttc client, the shared
+//! test fleet, and waiting for packets with a deadline.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use rumqttc::{AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, MqttOptions, Packet, QoS};
+
+/// A connected rumqttc client, or the CONNACK refusal.
+pub async fn connect(
+    port: u16,
+    (client_id, user, pass): &(String, String, String),
+) -> Result<(AsyncClient, EventLoop), ConnectReturnCode> {
+    let mut options = MqttOptions::new(client_id, "127.0.0.1", port);
+    options
+        .set_credentials(user, pass)
+        .set_keep_alive(Duration::from_secs(30))
+        .set_clean_session(true);
+    let (client, mut events) = AsyncClient::new(options, 16);
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), events.poll())
+            .await
+            .expect("CONNACK within 5 s")
+        {
+            Ok(Event::Incoming(Packet::ConnAck(ack))) if ack.code == ConnectReturnCode::Success => {
+                return Ok((client, events));
+            }
+            Ok(Event::Incoming(Packet::ConnAck(ack))) => return Err(ack.code),
+            Ok(_) => {}
+            Err(ConnectionError::ConnectionRefused(code)) => return Err(code),
+            Err(e) => panic!("connection failed: {e}"),
+        }
+    }
+}
+
+/// The next incoming packet matching `pick`, within `limit`.
+pub async fn next<T>(events: &mut EventLoop, limit: Duration, mut pick: impl FnMut(&Packet) -> Option<T>) -> Option<T> {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let left = deadline.checked_duration_since(tokio::time::Instant::now())?;
+        match tokio::time::timeout(left, events.poll()).await {
+            Ok(Ok(Event::Incoming(packet))) => {
+                if let Some(found) = pick(&packet) {
+                    return Some(found);
+                }
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(_)) | Err(_) => return None,
+        }
+    }
+}
+
+/// Products, devices and a principal the broker tests share: EnOS product
+/// `Ab3dEf9h` (dynamic activation, product secret `ProdSecretXYZ123`),
+/// devices `dev_0001` and `dev_0003` with secrets, `dev_0002` waiting for
+/// activation, and principal `backend` (password `backend-pw`) reading
+/// every device's data and sending commands.
+pub fn seed(url: &str) {
+    crate::cli(
+        url,
+        &[
+            "product",
+            "create",
+            "Ab3dEf9h",
+            "--dynamic-activation",
+            "--secret",
+            "ProdSecretXYZ123",
+        ],
+    );
+    crate::cli(
+        url,
+        &[
+            "device",
+            "create",
+            "Ab3dEf9h",
+            "dev_0001",
+            "--secret",
+            "S3cretDevice0001",
+        ],
+    );
+    crate::cli(url, &["device", "create", "Ab3dEf9h", "dev_0002", "--no-secret"]);
+    crate::cli(
+        url,
+        &[
+            "device",
+            "create",
+            "Ab3dEf9h",
+            "dev_0003",
+            "--secret",
+            "S3cretDevice0003",
+        ],
+    );
+    let hash_stdin = Command::new(crate::cli_binary())
+        .args([
+            "--database-url",
+            url,
+            "principal",
+            "create",
+            "backend",
+            "--password-stdin",
+        ])
+        .args([
+            "--allow",
+            "sub:/sys/+/+/thing/#",
+            "--allow",
+            "pub:/sys/+/+/thing/service/#",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(b"backend-pw\n")?;
+            child.wait()
+        })
+        .unwrap();
+    assert!(hash_stdin.success());
+}
+
+/// Publishes with QoS 1 and waits for the PUBACK.
+pub async fn publish_acked(client: &AsyncClient, events: &mut EventLoop, topic: &str, payload: &str) {
+    client
+        .publish(topic, QoS::AtLeastOnce, false, payload.to_owned())
+        .await
+        .unwrap();
+    next(events, Duration::from_secs(5), |p| {
+        matches!(p, Packet::PubAck(_)).then_some(())
+    })
+    .await
+    .expect("PUBACK");
+}
+
+/// The payload of the next message on `topic`, if one comes within `limit`.
+pub async fn message_on(events: &mut EventLoop, topic: &str, limit: Duration) -> Option<Vec<u8>> {
+    next(events, limit, |p| match p {
+        Packet::Publish(publish) if publish.topic == topic => Some(publish.payload.to_vec()),
+        _ => None,
+    })
+    .await
+}
