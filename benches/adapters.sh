@@ -2,7 +2,8 @@
 # What devicegate costs inside the Rust brokers: the load generator against
 # the example broker of each adapter, once with devicegate on an SQLite
 # database and once with no authentication at all (the same broker with an
-# allow-everything Hooks), and prints a markdown table of rates and ratios.
+# allow-everything Hooks for ntex-mqtt, plain rumqttd for rumqttd), and
+# prints a markdown table of rates and ratios.
 #
 #   benches/adapters.sh [CLIENTS] [MESSAGES]      (default 1000 clients, 100 messages each)
 set -euo pipefail
@@ -17,6 +18,7 @@ secret=load-secret
 cargo build --locked --release -q -p devicegate-benches --bin loadgen
 cargo build --locked --release -q -p devicegate-cli
 cargo build --locked --release -q -p devicegate-ntex --example ntex_broker
+cargo build --locked --release -q -p devicegate-rumqttd --example rumqttd_broker
 dg="$PWD/target/release/devicegate"
 loadgen="$PWD/target/release/loadgen"
 work=$(mktemp -d /tmp/devicegate-adapters.XXXXXX)
@@ -54,6 +56,8 @@ results="$work/results"
 {
     run ntex-no-auth none target/release/examples/ntex_broker --no-auth
     run ntex-devicegate devicegate target/release/examples/ntex_broker "sqlite://$work/devicegate.db"
+    run rumqttd-no-auth none target/release/examples/rumqttd_broker --no-auth
+    run rumqttd-devicegate devicegate target/release/examples/rumqttd_broker "sqlite://$work/devicegate.db"
 } | tee "$results" >&2
 
 python3 - "$results" "$clients" "$messages" <<'PY'

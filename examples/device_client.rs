@@ -10,7 +10,9 @@
 //! ```
 //!
 //! Works against any broker with devicegate: the examples `ntex_broker` and
-//! `rumqttd_broker`, or Mosquitto with the plugin.
+//! `rumqttd_broker`, or Mosquitto with the plugin. The 5 s keep-alive also
+//! bounds how long rumqttd holds back the activation push (it rides on the
+//! next packet rumqttd sends, at the latest the PINGRESP).
 
 use std::time::Duration;
 
@@ -42,7 +44,7 @@ async fn login(
     let mut options = MqttOptions::new(signed.client_id, host, port);
     options
         .set_credentials(signed.username, signed.password)
-        .set_keep_alive(Duration::from_secs(30));
+        .set_keep_alive(Duration::from_secs(5));
     let (client, mut events) = AsyncClient::new(options, 16);
     loop {
         match events.poll().await? {

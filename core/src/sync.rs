@@ -378,3 +378,23 @@ async fn reconcile(store: &Store, engine: &Engine) -> Result<i64, StoreError> {
     }
     Ok(last)
 }
+
+/// Starts a thread that calls `tick` on `target` every `every` while
+/// anything else still holds `target`, then ends: how broker adapters
+/// advance the engine's timers and deliver effects when no traffic does.
+pub fn spawn_ticker<T: Send + Sync + 'static>(
+    target: &Arc<T>,
+    every: Duration,
+    tick: impl Fn(&T) + Send + 'static,
+) -> std::io::Result<JoinHandle<()>> {
+    let target = Arc::downgrade(target);
+    std::thread::Builder::new()
+        .name("devicegate-tick".to_owned())
+        .spawn(move || {
+            while let Some(target) = target.upgrade() {
+                tick(&target);
+                drop(target);
+                std::thread::sleep(every);
+            }
+        })
+}

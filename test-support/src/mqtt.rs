@@ -9,12 +9,21 @@ use rumqttc::{AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop,
 /// A connected rumqttc client, or the CONNACK refusal.
 pub async fn connect(
     port: u16,
+    credentials: &(String, String, String),
+) -> Result<(AsyncClient, EventLoop), ConnectReturnCode> {
+    connect_with(port, credentials, Duration::from_secs(30)).await
+}
+
+/// [`connect`] with a keep-alive interval.
+pub async fn connect_with(
+    port: u16,
     (client_id, user, pass): &(String, String, String),
+    keep_alive: Duration,
 ) -> Result<(AsyncClient, EventLoop), ConnectReturnCode> {
     let mut options = MqttOptions::new(client_id, "127.0.0.1", port);
     options
         .set_credentials(user, pass)
-        .set_keep_alive(Duration::from_secs(30))
+        .set_keep_alive(keep_alive)
         .set_clean_session(true);
     let (client, mut events) = AsyncClient::new(options, 16);
     loop {
@@ -137,4 +146,79 @@ pub async fn message_on(events: &mut EventLoop, topic: &str, limit: Duration) ->
         _ => None,
     })
     .await
+}
+
+/// Waits up to `limit` for the activation push to the test fleet's
+/// `dev_0002` (delivered without a subscription), answers it as the EnOS
+/// SDK does, waits for the PUBACK of the answer, and returns the pushed
+/// device secret.
+pub async fn answer_activation(client: &AsyncClient, events: &mut EventLoop, limit: Duration) -> String {
+    let (topic, payload) = next(events, limit, |p| match p {
+        Packet::Publish(publish) => Some((publish.topic.clone(), publish.payload.to_vec())),
+        _ => None,
+    })
+    .await
+    .expect("activate/info is pushed");
+    assert_eq!(topic, "/ext/session/Ab3dEf9h/dev_0002/thing/activate/info");
+    let push: serde_json::Value = serde_json::from_slice(&payload).expect("the push is JSON");
+    let secret = push["params"]["deviceSecret"]
+        .as_str()
+        .expect("the push carries deviceSecret")
+        .to_owned();
+    let reply = format!(
+        r#"{{"id": "{}", "code": 200, "data": null, "message": "device activate success"}}"#,
+        push["id"].as_str().expect("the push has an id")
+    );
+    publish_acked(client, events, &format!("{topic}_reply"), &reply).await;
+    secret
+}
+
+/// Runs `serve` on its own thread for a free port on 127.0.0.1 and returns
+/// the port once it accepts connections (10 s at most).
+pub fn spawn_listener(serve: impl FnOnce(std::net::SocketAddr) + Send + 'static) -> u16 {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    std::thread::spawn(move || serve(addr));
+    let start = std::time::Instant::now();
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the broker listens on {addr}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    port
+}
+
+/// Polls `done` every 50 ms for up to 5 s; fails the test with `what` then.
+pub async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !done() {
+        assert!(start.elapsed() < Duration::from_secs(5), "{what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The engine on `url` with its registry loaded (10 s at most), following
+/// the database every 100 ms: what the embedded-broker tests put behind
+/// their adapters.
+pub fn ready_hooks(url: &str) -> std::sync::Arc<dyn devicegate::engine::Hooks> {
+    use devicegate::sync::{Authenticator, SyncConfig};
+    let sync = SyncConfig {
+        poll_interval: Duration::from_millis(100),
+        ..SyncConfig::default()
+    };
+    let auth = Authenticator::start(devicegate::engine::EngineConfig::default(), sync, url).expect("a supported URL");
+    let start = std::time::Instant::now();
+    while !auth.is_ready() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the registry loads from {url}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::sync::Arc::new(auth)
 }

@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use devicegate_test_support as db;
-use devicegate_test_support::mqtt::{connect, message_on, next, publish_acked, seed};
+use devicegate_test_support::mqtt::{answer_activation, connect, message_on, next, publish_acked, seed};
 use devicegate_test_support::{cli, sign};
 use rumqttc::{ConnectReturnCode, Packet, QoS};
 use serde_json::Value;
@@ -364,28 +364,7 @@ async fn dynamic_activation_pushes_the_secret_without_a_subscription() {
     let (client, mut events) = connect(broker.port, &creds)
         .await
         .expect("product-secret login accepted");
-    let (topic, payload) = next(&mut events, Duration::from_secs(5), |p| match p {
-        Packet::Publish(publish) => Some((publish.topic.clone(), publish.payload.to_vec())),
-        _ => None,
-    })
-    .await
-    .expect("activate/info is pushed");
-    assert_eq!(topic, "/ext/session/Ab3dEf9h/dev_0002/thing/activate/info");
-    let push: Value = serde_json::from_slice(&payload).unwrap();
-    let secret = push["params"]["deviceSecret"].as_str().unwrap().to_owned();
-    let reply = format!(
-        r#"{{"id": "{}", "code": 200, "data": null, "message": "device activate success"}}"#,
-        push["id"].as_str().unwrap()
-    );
-    client
-        .publish(
-            "/ext/session/Ab3dEf9h/dev_0002/thing/activate/info_reply",
-            QoS::AtLeastOnce,
-            false,
-            reply,
-        )
-        .await
-        .unwrap();
+    let secret = answer_activation(&client, &mut events, Duration::from_secs(5)).await;
     let start = Instant::now();
     while device_show(&db.url, "dev_0002")["activated_at"].is_null() {
         let _ = next(&mut events, Duration::from_millis(100), |_| None::<()>).await;

@@ -2,8 +2,8 @@
 //! connection through which effects reach the worker that owns the
 //! connection (ntex sessions are `!Send`; the engine is shared).
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use dashmap::DashMap;
@@ -69,17 +69,10 @@ impl Gate {
     /// retries, idle devices) and delivers effects every `every`; it ends
     /// when the gate is dropped.
     pub fn spawn_ticker(self: &Arc<Self>, every: Duration) -> std::io::Result<std::thread::JoinHandle<()>> {
-        let gate: Weak<Gate> = Arc::downgrade(self);
-        std::thread::Builder::new()
-            .name("devicegate-tick".to_owned())
-            .spawn(move || {
-                while let Some(gate) = gate.upgrade() {
-                    gate.hooks.handle_tick(now_ms());
-                    gate.dispatch();
-                    drop(gate);
-                    std::thread::sleep(every);
-                }
-            })
+        devicegate::sync::spawn_ticker(self, every, |gate| {
+            gate.hooks.handle_tick(now_ms());
+            gate.dispatch();
+        })
     }
 
     /// Decides a CONNECT. On acceptance the returned [`Login`] must live in

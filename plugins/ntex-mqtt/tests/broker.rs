@@ -2,101 +2,47 @@
 //! port, over a real SQLite database prepared with the CLI, against real
 //! rumqttc clients speaking MQTT 3.1.1 and MQTT 5.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use devicegate::engine::{EngineConfig, Hooks};
-use devicegate::sync::{Authenticator, SyncConfig};
 use devicegate_ntex::{Gate, broker};
-use devicegate_test_support::mqtt::{connect, message_on, next, publish_acked, seed};
-use devicegate_test_support::{self as db, cli, sign};
+use devicegate_test_support::mqtt::{connect, eventually, ready_hooks, seed, spawn_listener};
+use devicegate_test_support::scenarios::{
+    both_dialects_log_in, closed, device_show, disabling_kicks, dynamic_activation, own_topics_are_routed, seed_aliyun,
+    suback,
+};
+use devicegate_test_support::{self as db, sign};
 use rumqttc::v5::mqttbytes::QoS as QoS5;
 use rumqttc::v5::mqttbytes::v5::{
     ConnectReturnCode as Code5, Packet as Packet5, PubAckReason, SubscribeReasonCode as Sub5,
 };
-use rumqttc::{ConnectReturnCode, Packet, QoS, SubscribeReasonCode};
-use serde_json::Value;
+use rumqttc::{ConnectReturnCode, QoS, SubscribeReasonCode};
 
 /// Starts the broker on a free port over `url`; returns the port once the
 /// registry is loaded and the port accepts connections.
 fn start(url: &str) -> u16 {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let sync = SyncConfig {
-        poll_interval: Duration::from_millis(100),
-        ..SyncConfig::default()
-    };
-    let auth = Arc::new(Authenticator::start(EngineConfig::default(), sync, url).unwrap());
-    let start = Instant::now();
-    while !auth.is_ready() {
-        assert!(start.elapsed() < Duration::from_secs(10), "the registry loads");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let hooks: Arc<dyn Hooks> = auth;
-    let gate = Gate::new(hooks);
+    let gate = Gate::new(ready_hooks(url));
     gate.spawn_ticker(Duration::from_millis(100)).unwrap();
-    let addr = format!("127.0.0.1:{port}").parse().unwrap();
-    std::thread::spawn(move || broker::serve(addr, gate));
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(start.elapsed() < Duration::from_secs(10), "the broker listens");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    port
-}
-
-fn device(url: &str, dk: &str) -> Value {
-    cli(url, &["device", "show", "Ab3dEf9h", dk])
-}
-
-/// Polls `done` for up to 5 s.
-async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(start.elapsed() < Duration::from_secs(5), "{what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// The return codes of the next SUBACK.
-async fn suback(events: &mut rumqttc::EventLoop) -> Vec<SubscribeReasonCode> {
-    next(events, Duration::from_secs(5), |p| match p {
-        Packet::SubAck(ack) => Some(ack.return_codes.clone()),
-        _ => None,
+    spawn_listener(move |addr| {
+        let _ = broker::serve(addr, gate);
     })
-    .await
-    .expect("SUBACK")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logins_in_both_dialects_and_each_refusal_code_v3() {
     let db = db::sqlite();
     seed(&db.url);
-    cli(&db.url, &["product", "create", "a1B2c3D4e5F", "--dialect", "aliyun"]);
-    cli(
-        &db.url,
-        &["device", "create", "a1B2c3D4e5F", "dev01", "--secret", "secret123"],
-    );
+    seed_aliyun(&db.url);
     let port = start(&db.url);
-    let enos = sign("Ab3dEf9h", "dev_0001", "S3cretDevice0001", &[]);
-    let (_enos, _enos_events) = connect(port, &enos).await.expect("EnOS device accepted");
-    let aliyun = sign("a1B2c3D4e5F", "dev01", "secret123", &["--dialect", "aliyun"]);
-    let (_aliyun, _aliyun_events) = connect(port, &aliyun).await.expect("Aliyun device accepted");
-    eventually("online in the database", || {
-        device(&db.url, "dev_0001")["online"] == true
-    })
-    .await;
+    let _online = both_dialects_log_in(&db.url, port).await;
     let wrong = sign("Ab3dEf9h", "dev_0001", "WrongSecret00000", &[]);
     assert_eq!(
         connect(port, &wrong).await.err(),
         Some(ConnectReturnCode::BadUserNamePassword)
     );
+    let enos = sign("Ab3dEf9h", "dev_0001", "S3cretDevice0001", &[]);
     let other = sign("Ab3dEf9h", "dev_0003", "S3cretDevice0003", &[]);
-    let mismatched = (enos.0.clone(), other.1, other.2);
     assert_eq!(
-        connect(port, &mismatched).await.err(),
+        connect(port, &(enos.0, other.1, other.2)).await.err(),
         Some(ConnectReturnCode::BadClientId)
     );
     let anonymous = ("anonymous".to_owned(), String::new(), String::new());
@@ -111,64 +57,19 @@ async fn devices_reach_only_their_own_topics_v3() {
     let db = db::sqlite();
     seed(&db.url);
     let port = start(&db.url);
-    let principal = ("backend".to_owned(), "backend".to_owned(), "backend-pw".to_owned());
-    let (backend, mut backend_events) = connect(port, &principal).await.expect("principal accepted");
-    backend.subscribe("/sys/+/+/thing/#", QoS::AtLeastOnce).await.unwrap();
-    assert_eq!(
-        suback(&mut backend_events).await,
-        [SubscribeReasonCode::Success(QoS::AtLeastOnce)]
-    );
-
-    let (client, mut events) = connect(port, &sign("Ab3dEf9h", "dev_0001", "S3cretDevice0001", &[]))
-        .await
-        .unwrap();
-    client
-        .subscribe("/sys/Ab3dEf9h/dev_0001/thing/service/+", QoS::AtLeastOnce)
-        .await
-        .unwrap();
+    let (client, mut events) = own_topics_are_routed(port).await;
+    client.subscribe("#", QoS::AtMostOnce).await.unwrap();
     assert_eq!(
         suback(&mut events).await,
-        [SubscribeReasonCode::Success(QoS::AtLeastOnce)]
-    );
-    client.subscribe("#", QoS::AtMostOnce).await.unwrap();
-    assert_eq!(suback(&mut events).await, [SubscribeReasonCode::Failure]);
-
-    let own = "/sys/Ab3dEf9h/dev_0001/thing/measurepoint/post";
-    publish_acked(&client, &mut events, own, r#"{"id":"1","params":{}}"#).await;
-    assert!(
-        message_on(&mut backend_events, own, Duration::from_secs(5))
-            .await
-            .is_some(),
-        "routed"
-    );
-    // A command from the backend reaches the device's own subscription.
-    let command = "/sys/Ab3dEf9h/dev_0001/thing/service/reboot";
-    publish_acked(&backend, &mut backend_events, command, "{}").await;
-    assert!(
-        message_on(&mut events, command, Duration::from_secs(5)).await.is_some(),
-        "command delivered"
+        [SubscribeReasonCode::Failure],
+        "SUBACK 0x80 for that filter"
     );
     // MQTT 3.1.1 has no negative PUBACK: a foreign publish closes the connection.
-    client
-        .publish(
-            "/sys/Ab3dEf9h/dev_0003/thing/measurepoint/post",
-            QoS::AtLeastOnce,
-            false,
-            "{}",
-        )
-        .await
-        .unwrap();
-    let closed = loop {
-        match tokio::time::timeout(Duration::from_secs(5), events.poll()).await {
-            Ok(Ok(rumqttc::Event::Incoming(Packet::PubAck(_)))) => break false,
-            Ok(Ok(_)) => continue,
-            Ok(Err(_)) => break true,
-            Err(_) => panic!("neither PUBACK nor close within 5 s"),
-        }
-    };
-    assert!(closed, "a denied v3 publish closes the connection");
+    let foreign = "/sys/Ab3dEf9h/dev_0003/thing/measurepoint/post";
+    client.publish(foreign, QoS::AtLeastOnce, false, "{}").await.unwrap();
+    assert!(closed(&mut events).await, "a denied v3 publish closes the connection");
     eventually("offline after the close", || {
-        device(&db.url, "dev_0001")["online"] == false
+        device_show(&db.url, "dev_0001")["online"] == false
     })
     .await;
 }
@@ -261,50 +162,12 @@ async fn mqtt5_gets_reason_codes_per_filter_and_publish() {
 async fn dynamic_activation_pushes_the_secret_to_the_session() {
     let db = db::sqlite();
     seed(&db.url);
-    let port = start(&db.url);
-    let creds = sign("Ab3dEf9h", "dev_0002", "ProdSecretXYZ123", &["--secure-mode", "3"]);
-    let (client, mut events) = connect(port, &creds).await.expect("product-secret login accepted");
-    let (topic, payload) = next(&mut events, Duration::from_secs(5), |p| match p {
-        Packet::Publish(publish) => Some((publish.topic.clone(), publish.payload.to_vec())),
-        _ => None,
-    })
-    .await
-    .expect("activate/info is pushed without a subscription");
-    assert_eq!(topic, "/ext/session/Ab3dEf9h/dev_0002/thing/activate/info");
-    let push: Value = serde_json::from_slice(&payload).unwrap();
-    let secret = push["params"]["deviceSecret"].as_str().unwrap().to_owned();
-    let reply = format!(r#"{{"id":"{}","code":200,"data":null}}"#, push["id"].as_str().unwrap());
-    let reply_topic = "/ext/session/Ab3dEf9h/dev_0002/thing/activate/info_reply";
-    publish_acked(&client, &mut events, reply_topic, &reply).await;
-    eventually("the reply activates the device", || {
-        !device(&db.url, "dev_0002")["activated_at"].is_null()
-    })
-    .await;
-    drop(client);
-    connect(port, &sign("Ab3dEf9h", "dev_0002", &secret, &[]))
-        .await
-        .expect("login with the delivered secret");
+    dynamic_activation(&db.url, start(&db.url)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disabling_a_device_kicks_it_and_it_goes_offline() {
     let db = db::sqlite();
     seed(&db.url);
-    let port = start(&db.url);
-    let (_client, mut events) = connect(port, &sign("Ab3dEf9h", "dev_0001", "S3cretDevice0001", &[]))
-        .await
-        .unwrap();
-    eventually("online", || device(&db.url, "dev_0001")["online"] == true).await;
-    cli(&db.url, &["device", "disable", "Ab3dEf9h", "dev_0001"]);
-    loop {
-        match tokio::time::timeout(Duration::from_secs(5), events.poll()).await {
-            Ok(Ok(_)) => continue,
-            Ok(Err(_)) => break,
-            Err(_) => panic!("still connected 5 s after the disable"),
-        }
-    }
-    eventually("offline after the kick", || {
-        device(&db.url, "dev_0001")["online"] == false
-    })
-    .await;
+    disabling_kicks(&db.url, start(&db.url)).await;
 }

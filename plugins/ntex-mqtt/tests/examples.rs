@@ -1,6 +1,7 @@
-//! The runnable examples, run as a user would: `ntex_broker` on a database
-//! made with the CLI, and `device_client` activating a device dynamically
-//! against it, then publishing with the secret it received.
+//! The runnable examples, run as a user would: each embedded broker
+//! (`ntex_broker`, and `rumqttd_broker` of devicegate-rumqttd) on a
+//! database made with the CLI, and `device_client` activating a device
+//! dynamically against it, then publishing with the secret it received.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -29,6 +30,15 @@ fn example(name: &str) -> std::path::PathBuf {
 
 #[test]
 fn the_device_client_activates_and_publishes_through_the_ntex_broker() {
+    activate_and_publish_through("ntex_broker");
+}
+
+#[test]
+fn the_device_client_activates_and_publishes_through_the_rumqttd_broker() {
+    activate_and_publish_through("rumqttd_broker");
+}
+
+fn activate_and_publish_through(broker: &str) {
     let db = db::sqlite();
     cli(
         &db.url,
@@ -49,7 +59,7 @@ fn the_device_client_activates_and_publishes_through_the_ntex_broker() {
         .port();
     let address = format!("127.0.0.1:{port}");
     let _broker = Running(
-        Command::new(example("ntex_broker"))
+        Command::new(example(broker))
             .args([&db.url, &address])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -67,7 +77,7 @@ fn the_device_client_activates_and_publishes_through_the_ntex_broker() {
             .args([&address, "Ab3dEf9h", "dev_0002", "--product-secret", "ProdSecretXYZ123"])
             .output()
             .unwrap();
-        if out.status.success() || start.elapsed() > Duration::from_secs(10) {
+        if out.status.success() || start.elapsed() > Duration::from_secs(20) {
             break out;
         }
         std::thread::sleep(Duration::from_millis(200));
@@ -83,6 +93,14 @@ fn the_device_client_activates_and_publishes_through_the_ntex_broker() {
         stdout.contains("published to /sys/Ab3dEf9h/dev_0002/thing/measurepoint/post"),
         "{stdout}"
     );
-    let device = cli(&db.url, &["device", "show", "Ab3dEf9h", "dev_0002"]);
-    assert!(!device["activated_at"].is_null(), "{device}");
+    // Activation is written behind, within moments.
+    let activated = || !cli(&db.url, &["device", "show", "Ab3dEf9h", "dev_0002"])["activated_at"].is_null();
+    let waited = Instant::now();
+    while !activated() {
+        assert!(
+            waited.elapsed() < Duration::from_secs(5),
+            "{broker}: the activation reaches the database"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

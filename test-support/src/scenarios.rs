@@ -1,0 +1,140 @@
+//! The scenarios every broker adapter must pass, on the test fleet of
+//! [`crate::mqtt::seed`], against a broker listening on `port` over the
+//! database `url`. Each adapter's tests run them and add what is specific
+//! to its broker (refusal codes, how a denial looks on the wire).
+
+use std::time::Duration;
+
+use rumqttc::{AsyncClient, EventLoop, Packet, QoS, SubscribeReasonCode};
+use serde_json::Value;
+
+use crate::cli;
+use crate::mqtt::{answer_activation, connect, connect_with, eventually, message_on, next, publish_acked};
+
+/// `devicegate device show Ab3dEf9h DK --json`.
+pub fn device_show(url: &str, dk: &str) -> Value {
+    cli(url, &["device", "show", "Ab3dEf9h", dk])
+}
+
+/// Whether the broker closes the connection within 5 s.
+pub async fn closed(events: &mut EventLoop) -> bool {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), events.poll()).await {
+            Ok(Ok(_)) => continue,
+            Ok(Err(_)) => return true,
+            Err(_) => return false,
+        }
+    }
+}
+
+/// The return codes of the next SUBACK.
+pub async fn suback(events: &mut EventLoop) -> Vec<SubscribeReasonCode> {
+    next(events, Duration::from_secs(5), |p| match p {
+        Packet::SubAck(ack) => Some(ack.return_codes.clone()),
+        _ => None,
+    })
+    .await
+    .expect("SUBACK")
+}
+
+/// Adds Aliyun product `a1B2c3D4e5F` with device `dev01` (secret
+/// `secret123`) to the test fleet; call it before the broker starts.
+pub fn seed_aliyun(url: &str) {
+    cli(url, &["product", "create", "a1B2c3D4e5F", "--dialect", "aliyun"]);
+    cli(
+        url,
+        &["device", "create", "a1B2c3D4e5F", "dev01", "--secret", "secret123"],
+    );
+}
+
+/// An EnOS and an Aliyun device ([`seed_aliyun`]) log in with their signed
+/// triples and show online in the database. Returns their connections, to
+/// keep them open.
+pub async fn both_dialects_log_in(url: &str, port: u16) -> Vec<(AsyncClient, EventLoop)> {
+    let enos = crate::sign("Ab3dEf9h", "dev_0001", "S3cretDevice0001", &[]);
+    let aliyun = crate::sign("a1B2c3D4e5F", "dev01", "secret123", &["--dialect", "aliyun"]);
+    let connections = vec![
+        connect(port, &enos).await.expect("EnOS device accepted"),
+        connect(port, &aliyun).await.expect("Aliyun device accepted"),
+    ];
+    eventually("online in the database", || {
+        device_show(url, "dev_0001")["online"] == true
+    })
+    .await;
+    connections
+}
+
+/// The principal reads a device's own publish; the device gets its own
+/// command filter and a command the principal sends. Returns the device's
+/// connection, for the broker's own denial checks.
+pub async fn own_topics_are_routed(port: u16) -> (AsyncClient, EventLoop) {
+    let principal = ("backend".to_owned(), "backend".to_owned(), "backend-pw".to_owned());
+    let (backend, mut backend_events) = connect(port, &principal).await.expect("principal accepted");
+    backend.subscribe("/sys/+/+/thing/#", QoS::AtLeastOnce).await.unwrap();
+    assert_eq!(
+        suback(&mut backend_events).await,
+        [SubscribeReasonCode::Success(QoS::AtLeastOnce)]
+    );
+    let creds = crate::sign("Ab3dEf9h", "dev_0001", "S3cretDevice0001", &[]);
+    let (client, mut events) = connect(port, &creds).await.expect("device accepted");
+    client
+        .subscribe("/sys/Ab3dEf9h/dev_0001/thing/service/+", QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    assert_eq!(
+        suback(&mut events).await,
+        [SubscribeReasonCode::Success(QoS::AtLeastOnce)]
+    );
+    let own = "/sys/Ab3dEf9h/dev_0001/thing/measurepoint/post";
+    publish_acked(&client, &mut events, own, r#"{"id":"1","params":{}}"#).await;
+    assert!(
+        message_on(&mut backend_events, own, Duration::from_secs(5))
+            .await
+            .is_some(),
+        "routed to the principal"
+    );
+    let command = "/sys/Ab3dEf9h/dev_0001/thing/service/reboot";
+    publish_acked(&backend, &mut backend_events, command, "{}").await;
+    assert!(
+        message_on(&mut events, command, Duration::from_secs(5)).await.is_some(),
+        "command delivered"
+    );
+    (client, events)
+}
+
+/// `dev_0002` logs in with the product secret (securemode 3), receives its
+/// device secret without subscribing, confirms, shows activated in the
+/// database, and logs in with the secret it received. A 1 s keep-alive
+/// bounds brokers that deliver only with the client's next packet.
+pub async fn dynamic_activation(url: &str, port: u16) {
+    let creds = crate::sign("Ab3dEf9h", "dev_0002", "ProdSecretXYZ123", &["--secure-mode", "3"]);
+    let (client, mut events) = connect_with(port, &creds, Duration::from_secs(1))
+        .await
+        .expect("product-secret login accepted");
+    let secret = answer_activation(&client, &mut events, Duration::from_secs(5)).await;
+    eventually("the reply activates the device", || {
+        !device_show(url, "dev_0002")["activated_at"].is_null()
+    })
+    .await;
+    drop(client);
+    connect(port, &crate::sign("Ab3dEf9h", "dev_0002", &secret, &[]))
+        .await
+        .expect("login with the delivered secret");
+}
+
+/// Disabling a connected device in the database closes its connection
+/// (with a 1 s keep-alive, for brokers that close only at the client's
+/// next packet) and it goes offline.
+pub async fn disabling_kicks(url: &str, port: u16) {
+    let creds = crate::sign("Ab3dEf9h", "dev_0001", "S3cretDevice0001", &[]);
+    let (_client, mut events) = connect_with(port, &creds, Duration::from_secs(1))
+        .await
+        .expect("accepted");
+    eventually("online", || device_show(url, "dev_0001")["online"] == true).await;
+    cli(url, &["device", "disable", "Ab3dEf9h", "dev_0001"]);
+    assert!(closed(&mut events).await, "closed after the disable");
+    eventually("offline after the kick", || {
+        device_show(url, "dev_0001")["online"] == false
+    })
+    .await;
+}
