@@ -64,34 +64,97 @@ impl std::fmt::Debug for Peer {
     }
 }
 
-/// The sessions of the worker, for routing.
+/// The sessions of the worker and their subscriptions, for routing:
+/// filters without wildcards are looked up by topic, the others scanned.
 #[derive(Default)]
 struct Routes {
     peers: RefCell<HashMap<ConnectionId, Rc<Peer>>>,
+    exact: RefCell<HashMap<String, Vec<ConnectionId>>>,
+    wildcard: RefCell<Vec<(String, ConnectionId)>>,
+}
+
+fn has_wildcard(filter: &str) -> bool {
+    filter.contains(['+', '#']) || filter.starts_with('$')
 }
 
 impl Routes {
-    fn join(&self, peer: &Rc<Peer>) {
-        self.peers.borrow_mut().insert(peer.login.connection(), Rc::clone(peer));
+    /// `peer` was granted `filters`.
+    fn subscribe(&self, peer: &Rc<Peer>, filters: Vec<String>) {
+        let connection = peer.login.connection();
+        self.peers.borrow_mut().insert(connection, Rc::clone(peer));
+        for filter in filters {
+            if peer.filters.borrow().contains(&filter) {
+                continue;
+            }
+            if has_wildcard(&filter) {
+                self.wildcard.borrow_mut().push((filter.clone(), connection));
+            } else {
+                self.exact
+                    .borrow_mut()
+                    .entry(filter.clone())
+                    .or_default()
+                    .push(connection);
+            }
+            peer.filters.borrow_mut().push(filter);
+        }
     }
 
+    /// `peer` unsubscribed from `filter`.
+    fn unsubscribe(&self, peer: &Peer, filter: &str) {
+        let connection = peer.login.connection();
+        peer.login.unsubscribe(filter);
+        peer.filters.borrow_mut().retain(|f| f != filter);
+        if has_wildcard(filter) {
+            self.wildcard
+                .borrow_mut()
+                .retain(|(f, c)| !(f == filter && *c == connection));
+        } else if let Some(subscribers) = self.exact.borrow_mut().get_mut(filter) {
+            subscribers.retain(|c| *c != connection);
+        }
+    }
+
+    /// The connection ended: it goes offline and its subscriptions go.
     fn leave(&self, peer: &Peer) {
         peer.login.end();
+        let filters = peer.filters.borrow().clone();
+        for filter in filters {
+            self.unsubscribe(peer, &filter);
+        }
         self.peers.borrow_mut().remove(&peer.login.connection());
     }
 
     /// Sends a routed message to every session with a matching filter that
-    /// may receive it.
+    /// may receive it (once, however many of its filters match).
     fn route(&self, topic: &str, payload: Bytes, qos: u8) {
-        let targets: Vec<Rc<Peer>> = self
-            .peers
-            .borrow()
-            .values()
-            .filter(|p| p.filters.borrow().iter().any(|f| filter_matches(f, topic)) && p.login.may_receive(topic))
-            .cloned()
-            .collect();
-        for peer in targets {
-            let (topic, payload) = (topic.to_owned(), payload.clone());
+        let mut connections: Vec<ConnectionId> = self.exact.borrow().get(topic).cloned().unwrap_or_default();
+        connections.extend(
+            self.wildcard
+                .borrow()
+                .iter()
+                .filter(|(filter, _)| filter_matches(filter, topic))
+                .map(|(_, c)| *c),
+        );
+        connections.sort_unstable();
+        connections.dedup();
+        let peers = self.peers.borrow();
+        for peer in connections.iter().filter_map(|c| peers.get(c)) {
+            if !peer.login.may_receive(topic) {
+                continue;
+            }
+            if qos == 0 {
+                let _sent = match &peer.sink {
+                    Sink::V3(sink) => sink
+                        .publish(topic.to_owned())
+                        .send_at_most_once(payload.clone())
+                        .is_ok(),
+                    Sink::V5(sink) => sink
+                        .publish(topic.to_owned())
+                        .send_at_most_once(payload.clone())
+                        .is_ok(),
+                };
+                continue;
+            }
+            let (peer, topic, payload) = (Rc::clone(peer), topic.to_owned(), payload.clone());
             ntex_rt::spawn(async move {
                 match &peer.sink {
                     Sink::V3(sink) => sink.send(topic, payload, qos).await,
@@ -139,15 +202,12 @@ pub fn serve(addr: SocketAddr, gate: Arc<Gate>) -> std::io::Result<()> {
                         Ok::<_, BrokerError>(match message {
                             mqtt3::ProtocolMessage::Subscribe(mut subscribe) => {
                                 let granted = crate::v3::subscribe(&session.login, &mut subscribe);
-                                session.filters.borrow_mut().extend(granted.into_iter().map(|(f, _)| f));
-                                protocol_routes.join(session);
+                                protocol_routes.subscribe(session, granted.into_iter().map(|(f, _)| f).collect());
                                 subscribe.ack()
                             }
                             mqtt3::ProtocolMessage::Unsubscribe(unsubscribe) => {
-                                let mut filters = session.filters.borrow_mut();
                                 for topic in unsubscribe.iter() {
-                                    session.login.unsubscribe(topic);
-                                    filters.retain(|f| f != topic.as_str());
+                                    protocol_routes.unsubscribe(session, topic);
                                 }
                                 unsubscribe.ack()
                             }
@@ -193,16 +253,12 @@ pub fn serve(addr: SocketAddr, gate: Arc<Gate>) -> std::io::Result<()> {
                         Ok::<_, BrokerError>(match message {
                             mqtt5::ProtocolMessage::Subscribe(mut subscribe) => {
                                 let granted = crate::v5::subscribe(&session.login, &mut subscribe);
-                                session.filters.borrow_mut().extend(granted.into_iter().map(|(f, _)| f));
-                                protocol_routes.join(session);
+                                protocol_routes.subscribe(session, granted.into_iter().map(|(f, _)| f).collect());
                                 subscribe.ack()
                             }
                             mqtt5::ProtocolMessage::Unsubscribe(mut unsubscribe) => {
-                                let mut filters = session.filters.borrow_mut();
                                 for entry in unsubscribe.iter_mut() {
-                                    let topic = entry.topic().to_string();
-                                    session.login.unsubscribe(&topic);
-                                    filters.retain(|f| *f != topic);
+                                    protocol_routes.unsubscribe(session, entry.topic());
                                 }
                                 unsubscribe.ack()
                             }
