@@ -6,6 +6,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use devicegate_test_support::mqtt::seed;
 use devicegate_test_support::{self as db, build_dir, cli};
 
 /// Kills the broker when the test ends, however it ends.
@@ -40,18 +41,7 @@ fn the_device_client_activates_and_publishes_through_the_rumqttd_broker() {
 
 fn activate_and_publish_through(broker: &str) {
     let db = db::sqlite();
-    cli(
-        &db.url,
-        &[
-            "product",
-            "create",
-            "Ab3dEf9h",
-            "--dynamic-activation",
-            "--secret",
-            "ProdSecretXYZ123",
-        ],
-    );
-    cli(&db.url, &["device", "create", "Ab3dEf9h", "dev_0002", "--no-secret"]);
+    seed(&db.url);
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
