@@ -186,7 +186,7 @@ pub fn serve(addr: SocketAddr, gate: Arc<Gate>) -> std::io::Result<()> {
                 let v3 = mqtt3::MqttServer::new(
                     async move |session: &mqtt3::Session<Rc<Peer>>, publish: mqtt3::Publish| {
                         let payload = publish.read_all().await.map_err(|_| BrokerError::Payload)?;
-                        let topic = publish.packet().topic.to_string();
+                        let topic = publish.packet().topic.clone();
                         match session.login.publish(&topic, &payload, publish.retain()) {
                             Verdict::Denied => Err(BrokerError::Denied),
                             Verdict::Consumed => Ok(()),
@@ -237,7 +237,7 @@ pub fn serve(addr: SocketAddr, gate: Arc<Gate>) -> std::io::Result<()> {
                 let v5 = mqtt5::MqttServer::new(
                     async move |session: &mqtt5::Session<Rc<Peer>>, publish: mqtt5::Publish| {
                         let payload = publish.read_all().await.map_err(|_| BrokerError::Payload)?;
-                        let topic = publish.packet().topic.to_string();
+                        let topic = publish.packet().topic.clone();
                         match session.login.publish(&topic, &payload, publish.packet().retain) {
                             Verdict::Denied => Ok::<_, BrokerError>(crate::v5::denied(publish)),
                             Verdict::Consumed => Ok(publish.ack()),

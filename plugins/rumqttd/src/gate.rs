@@ -5,7 +5,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 use dashmap::DashMap;
@@ -19,7 +19,7 @@ use crate::protocol::GatedProtocol;
 /// the engine asked for it.
 #[derive(Debug, Default)]
 pub(crate) struct Slot {
-    pub connection: Mutex<Option<ConnectionId>>,
+    pub connection: OnceLock<ConnectionId>,
     pub kicked: AtomicBool,
     /// Messages to write to the client with its next outgoing packet.
     pub pushes: Mutex<VecDeque<(String, Vec<u8>)>>,
@@ -105,11 +105,13 @@ impl Gate {
         if let ConnectDecision::Refuse(reason) = decision {
             tracing::info!(client_id, "devicegate refused a login: {reason}");
         }
-        let accepted = decision == ConnectDecision::Accept;
+        let mut accepted = decision == ConnectDecision::Accept;
+        if accepted && slot.connection.set(connection).is_err() {
+            // A second CONNECT on one connection: MQTT forbids it.
+            self.hooks.handle_disconnect(connection, now_ms());
+            accepted = false;
+        }
         if accepted {
-            if let Ok(mut bound) = slot.connection.lock() {
-                *bound = Some(connection);
-            }
             self.slots.insert(connection, Arc::downgrade(&slot));
         }
         self.dispatch();

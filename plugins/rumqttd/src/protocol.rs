@@ -30,7 +30,7 @@ impl<P> GatedProtocol<P> {
     }
 
     fn connection(&self) -> Option<ConnectionId> {
-        *self.slot.connection.lock().ok()?
+        self.slot.connection.get().copied()
     }
 }
 
