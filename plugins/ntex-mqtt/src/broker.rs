@@ -28,12 +28,9 @@ pub enum BrokerError {
     Payload,
 }
 
-impl From<()> for BrokerError {
-    fn from(_: ()) -> Self {
-        BrokerError::Payload
-    }
-}
-
+/// ntex-mqtt asks whether a v5 publish error can be answered with a
+/// PUBACK: a `BrokerError` cannot (denials are answered as PUBACK 0x87
+/// before they become errors), so the connection closes.
 impl TryFrom<BrokerError> for mqtt5::PublishAck {
     type Error = BrokerError;
 
