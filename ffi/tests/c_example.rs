@@ -105,3 +105,25 @@ fn the_c_example_runs_clean_under_address_sanitizer() {
         "the secret reached a log: {stderr}"
     );
 }
+
+#[test]
+fn the_library_needs_no_broker_symbols() {
+    let library = library_dir().join("libdevicegate.so");
+    let out = Command::new("nm")
+        .args(["-D", "--undefined-only"])
+        .arg(&library)
+        .output()
+        .expect("nm (binutils) is installed with the C compiler");
+    assert!(out.status.success());
+    let undefined = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        undefined.contains("malloc"),
+        "nm listed the undefined symbols: {undefined}"
+    );
+    for line in undefined.lines() {
+        assert!(
+            !line.contains("mosquitto"),
+            "libdevicegate.so needs a broker symbol: {line}"
+        );
+    }
+}
