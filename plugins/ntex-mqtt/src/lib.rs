@@ -28,9 +28,23 @@ pub mod v5;
 pub use gate::{Delivery, Gate, Login, Verdict};
 pub use outlet::{Outlet, deliver};
 
-/// The peer's IP address as text, if the transport knows it.
-fn peer_address(io: &ntex_io::IoBoxed) -> Option<String> {
-    io.query::<ntex_io::types::PeerAddr>()
+/// Decides the CONNECT of a v3 or v5 client with these fields, arriving on
+/// `io` (whose peer address feeds the failed-login limits).
+fn login(
+    gate: &std::sync::Arc<Gate>,
+    io: &ntex_io::IoBoxed,
+    client_id: &ntex_bytes::ByteString,
+    username: Option<&ntex_bytes::ByteString>,
+    password: Option<&ntex_bytes::Bytes>,
+) -> Result<(Login, tokio::sync::mpsc::UnboundedReceiver<Delivery>), devicegate::engine::ConnectDecision> {
+    let address = io
+        .query::<ntex_io::types::PeerAddr>()
         .get()
-        .map(|peer| peer.0.ip().to_string())
+        .map(|peer| peer.0.ip().to_string());
+    gate.login(&devicegate::engine::ConnectRequest {
+        client_id: client_id.as_bytes(),
+        username: username.map(|u| u.as_bytes().as_ref()),
+        password: password.map(|p| p.as_ref()),
+        address: address.as_deref(),
+    })
 }

@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use devicegate::decision::ConnectOutcome;
-use devicegate::engine::ConnectRequest;
 use ntex_mqtt::v3;
 
 use crate::gate::{Gate, Login};
@@ -20,14 +19,14 @@ pub fn connect<St>(
     session: impl FnOnce(Login, v3::MqttSink) -> St,
 ) -> v3::ConnectAck<St> {
     let packet = connect.packet();
-    let address = crate::peer_address(connect.io());
-    let request = ConnectRequest {
-        client_id: packet.client_id.as_bytes(),
-        username: packet.username.as_ref().map(|u| u.as_bytes().as_ref()),
-        password: packet.password.as_deref(),
-        address: address.as_deref(),
-    };
-    match gate.login(&request) {
+    let decided = crate::login(
+        gate,
+        connect.io(),
+        &packet.client_id,
+        packet.username.as_ref(),
+        packet.password.as_ref(),
+    );
+    match decided {
         Ok((login, mailbox)) => {
             let sink = connect.sink();
             ntex_rt::spawn(deliver(mailbox, sink.clone()));
