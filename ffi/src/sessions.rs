@@ -21,19 +21,15 @@ struct Binding {
     connection: ConnectionId,
 }
 
-#[derive(Debug)]
-struct Session {
-    subscriber: Subscriber,
-    /// When the login was accepted, until the broker confirms the session.
-    unconfirmed_since_ms: Option<u64>,
-}
-
 /// The subscriber ids of accepted logins and their connections.
 #[derive(Debug, Default)]
 pub(crate) struct Sessions {
     /// Client id to its sessions (one per mountpoint in use).
     by_client: DashMap<Box<str>, Vec<Binding>>,
-    by_connection: DashMap<ConnectionId, Session>,
+    by_connection: DashMap<ConnectionId, Subscriber>,
+    /// Sessions the broker has not confirmed yet, with when they were
+    /// accepted: kept apart so the periodic sweep reads only these.
+    unconfirmed: DashMap<ConnectionId, u64>,
     next: AtomicU64,
 }
 
@@ -60,14 +56,10 @@ impl Sessions {
         }
         if let Some(old) = replaced {
             self.by_connection.remove(&old);
+            self.unconfirmed.remove(&old);
         }
-        self.by_connection.insert(
-            connection,
-            Session {
-                subscriber,
-                unconfirmed_since_ms: Some(now_ms),
-            },
-        );
+        self.by_connection.insert(connection, subscriber);
+        self.unconfirmed.insert(connection, now_ms);
         replaced
     }
 
@@ -86,13 +78,8 @@ impl Sessions {
         let Some(connection) = self.find(mountpoint, client_id) else {
             return false;
         };
-        match self.by_connection.get_mut(&connection) {
-            Some(mut session) => {
-                session.unconfirmed_since_ms = None;
-                true
-            }
-            None => false,
-        }
+        self.unconfirmed.remove(&connection);
+        self.by_connection.contains_key(&connection)
     }
 
     /// Forgets the session `{mountpoint, client_id}`; returns its connection.
@@ -104,21 +91,24 @@ impl Sessions {
         };
         self.by_client.remove_if(client_id, |_, bindings| bindings.is_empty());
         self.by_connection.remove(&connection);
+        self.unconfirmed.remove(&connection);
         Some(connection)
     }
 
     /// The session a connection belongs to, if it is still bound.
     pub fn subscriber(&self, connection: ConnectionId) -> Option<Subscriber> {
-        self.by_connection.get(&connection).map(|s| s.subscriber.clone())
+        self.by_connection.get(&connection).map(|s| s.clone())
     }
 
     /// Sessions accepted before `cutoff_ms` that the broker never confirmed.
     pub fn unconfirmed_since(&self, cutoff_ms: u64) -> Vec<Subscriber> {
-        self.by_connection
+        let late: Vec<ConnectionId> = self
+            .unconfirmed
             .iter()
-            .filter(|s| s.unconfirmed_since_ms.is_some_and(|t| t < cutoff_ms))
-            .map(|s| s.subscriber.clone())
-            .collect()
+            .filter(|entry| *entry.value() < cutoff_ms)
+            .map(|entry| *entry.key())
+            .collect();
+        late.iter().filter_map(|c| self.subscriber(*c)).collect()
     }
 }
 
