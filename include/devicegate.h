@@ -240,6 +240,7 @@ uint32_t dg_abi_version(void);
  `{"database_url": "sqlite:///var/lib/vernemq/devicegate.db"}`; optional
  keys: `log_level` (error, warn, info, debug; to stderr),
  `failed_logins_per_device`, `failed_logins_per_address`,
+ `failed_logins_device_ceiling`,
  `failure_window_secs`, `refresh_interval_ms`, `reconcile_interval_secs`.
 
  Returns at once: the database is opened by a background thread, and

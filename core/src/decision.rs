@@ -94,6 +94,10 @@ pub enum Refusal {
     /// No pending registration token for the device.
     #[error("bad or expired token")]
     BadToken,
+    /// The client id is held by a live session of another device or
+    /// principal; taking it over would throw that one off.
+    #[error("client id in use by another device's session")]
+    ClientIdInUse,
 }
 
 impl Refusal {
@@ -101,6 +105,7 @@ impl Refusal {
     pub fn outcome(self) -> ConnectOutcome {
         match self {
             Refusal::Credentials(e) => e.outcome(),
+            Refusal::ClientIdInUse => ConnectOutcome::BadClientId,
             Refusal::RegistryNotLoaded => ConnectOutcome::Unavailable,
             Refusal::UnknownProduct
             | Refusal::UnknownDevice
@@ -139,12 +144,16 @@ impl Refusal {
             Refusal::UnknownPrincipal => "unknown_principal",
             Refusal::BadPassword => "bad_password",
             Refusal::BadToken => "bad_token",
+            Refusal::ClientIdInUse => "client_id_in_use",
         }
     }
 
     /// Whether this refusal counts towards the failed-login rate limit.
     pub fn counts_as_failure(self) -> bool {
-        !matches!(self, Refusal::RateLimited | Refusal::RegistryNotLoaded)
+        !matches!(
+            self,
+            Refusal::RateLimited | Refusal::RegistryNotLoaded | Refusal::ClientIdInUse
+        )
     }
 }
 

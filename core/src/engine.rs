@@ -35,7 +35,7 @@ use dashmap::DashMap;
 use rustc_hash::FxBuildHasher;
 
 use crate::decision::{AccessDecision, ConnectOutcome, Refusal};
-use crate::rate_limit::FailureLimiter;
+use crate::rate_limit::LoginLimits;
 use crate::registry::{DeviceRecord, Registry};
 use crate::secret::Secret;
 pub use activation::parse_activation_reply;
@@ -47,10 +47,16 @@ use timers::Timers;
 /// Limits and timings of the engine. The defaults follow PROTOCOL.md.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EngineConfig {
-    /// Failed logins per device per window before it is blocked; 0 = no limit.
+    /// Failed logins of one device (or principal) from one address per
+    /// window before that pair is blocked; 0 = no limit.
     pub failed_logins_per_device: u32,
-    /// Failed logins per source address per window; 0 = no limit.
+    /// Failed logins per source address per window, whatever the username,
+    /// before the address is blocked; 0 = no limit.
     pub failed_logins_per_address: u32,
+    /// Failed logins of one device (or principal) per window from all
+    /// addresses together, before it is refused from every address that
+    /// failed for it (never from one that did not); 0 = no limit.
+    pub failed_logins_device_ceiling: u32,
     /// The failure window in milliseconds.
     pub failure_window_ms: u64,
     /// Time between activation pushes without a reply.
@@ -70,6 +76,7 @@ impl Default for EngineConfig {
         EngineConfig {
             failed_logins_per_device: 10,
             failed_logins_per_address: 30,
+            failed_logins_device_ceiling: 100,
             failure_window_ms: 60_000,
             activation_retry_ms: 10_000,
             activation_max_pushes: 5,
@@ -378,8 +385,10 @@ pub struct Engine {
     /// Device key `{dk}&{pk}` to the connection it is online through (its
     /// own, or its gateway's).
     online: DashMap<Box<str>, ConnectionId>,
-    device_failures: FailureLimiter,
-    address_failures: FailureLimiter,
+    /// MQTT client id to the accepted connection that holds it, so that
+    /// no login takes over another subject's session (DESIGN.md §5).
+    client_ids: DashMap<Box<str>, ConnectionId>,
+    limits: LoginLimits,
     timers: Timers,
     effects: Mutex<VecDeque<Effect>>,
     /// How many effects wait, so an empty poll costs no lock.
@@ -395,8 +404,13 @@ impl Engine {
     /// An engine over `registry`.
     pub fn new(registry: Arc<Registry>, config: EngineConfig) -> Self {
         Engine {
-            device_failures: FailureLimiter::new(config.failed_logins_per_device, config.failure_window_ms),
-            address_failures: FailureLimiter::new(config.failed_logins_per_address, config.failure_window_ms),
+            limits: LoginLimits::new(
+                config.failed_logins_per_device,
+                config.failed_logins_per_address,
+                config.failed_logins_device_ceiling,
+                config.failure_window_ms,
+            ),
+            client_ids: DashMap::new(),
             registry,
             config,
             connections: DashMap::with_hasher(FxBuildHasher),

@@ -18,12 +18,17 @@ pub(crate) struct Config {
     /// `error`, `warn`, `info` (default) or `debug`, written to stderr.
     #[serde(default)]
     log_level: Option<String>,
-    /// Failed logins per device per window before it is blocked; 0 = no limit.
+    /// Failed logins of one device from one address per window before
+    /// that pair is blocked; 0 = no limit.
     #[serde(default)]
     failed_logins_per_device: Option<u32>,
     /// Failed logins per source address per window; 0 = no limit.
     #[serde(default)]
     failed_logins_per_address: Option<u32>,
+    /// Failed logins of one device from all addresses per window before it
+    /// is refused from the addresses that failed for it; 0 = no limit.
+    #[serde(default)]
+    failed_logins_device_ceiling: Option<u32>,
     /// The failed-login window, in seconds.
     #[serde(default)]
     failure_window_secs: Option<u64>,
@@ -67,6 +72,9 @@ impl Config {
         }
         if let Some(n) = self.failed_logins_per_address {
             engine.failed_logins_per_address = n;
+        }
+        if let Some(n) = self.failed_logins_device_ceiling {
+            engine.failed_logins_device_ceiling = n;
         }
         if let Some(secs) = self.failure_window_secs {
             engine.failure_window_ms = secs.max(1).saturating_mul(1000);

@@ -6,6 +6,7 @@
 
 mod cli;
 pub mod mqtt;
+pub mod raw;
 pub mod scenarios;
 
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -366,20 +366,21 @@ impl Engine {
         let presented = login.sign.unwrap_or(Digest::zeroed(login.method.alg));
         let verified =
             verify_or_dummy(login.method, &content, secret.map(Secret::expose), &presented) && login.sign.is_some();
-        if self.device_failures.is_blocked(&key, now_ms) {
+        let address = self.connections.get(&connection).and_then(|c| c.address.clone());
+        if self.limits.subject_block(&key, address.as_deref(), now_ms).is_some() {
             return Err(TOO_MANY);
         }
         let (Some(product), Some(record)) = (product, record) else {
-            return self.sub_failure(&key, now_ms, NOT_IN_TOPOLOGY);
+            return self.sub_failure(&key, address.as_deref(), now_ms, NOT_IN_TOPOLOGY);
         };
         if product.dialect != Dialect::Enos || record.gateway.as_deref() != Some(gateway_key.as_str()) {
-            return self.sub_failure(&key, now_ms, NOT_IN_TOPOLOGY);
+            return self.sub_failure(&key, address.as_deref(), now_ms, NOT_IN_TOPOLOGY);
         }
         if !verified
             || !product.sign_methods.contains(login.method.alg)
             || !super::login::timestamp_fresh(product.timestamp_policy, Some(&login.timestamp), now_ms)
         {
-            return self.sub_failure(&key, now_ms, SIGN);
+            return self.sub_failure(&key, address.as_deref(), now_ms, SIGN);
         }
         if !record.enabled {
             return Err(DISABLED);
@@ -403,7 +404,7 @@ impl Engine {
         {
             gateway.add(&key, product);
         }
-        self.device_failures.record_success(&key);
+        self.limits.record_success(&key, address.as_deref());
         self.online.insert(key.as_str().into(), connection);
         if !already {
             self.presence(&key, true, now_ms, None);
@@ -414,11 +415,18 @@ impl Engine {
         Ok(())
     }
 
-    fn sub_failure(&self, key: &str, now_ms: u64, code: ReplyCode) -> Result<(), ReplyCode> {
-        if !key.is_empty() {
-            self.device_failures.record_failure(key, now_ms);
+    fn sub_failure(&self, key: &str, address: Option<&str>, now_ms: u64, code: ReplyCode) -> Result<(), ReplyCode> {
+        let subject = Some(key).filter(|k| !k.is_empty());
+        for block in self.limits.record_failure(subject, address, now_ms) {
+            tracing::warn!(
+                sub_device = key,
+                address = address.unwrap_or("-"),
+                "too many failed sub-device logins: blocking {} for {} s",
+                block.scope,
+                block.until_ms.saturating_sub(now_ms).div_ceil(1000)
+            );
         }
-        self.event(now_ms, "sub_login_refused", Some(key), None, Some(code.1));
+        self.event(now_ms, "sub_login_refused", Some(key), address, Some(code.1));
         Err(code)
     }
 

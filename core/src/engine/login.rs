@@ -2,6 +2,7 @@
 //! in constant time with equal work for unknown devices, apply the
 //! timestamp policy, then the state checks of the lifecycle table.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 
@@ -28,6 +29,19 @@ struct Established {
     product: Arc<Product>,
     session: Session,
     restricted: Option<TopicRules>,
+    /// What the login does to the device's activation once accepted.
+    activation: OnAccept,
+}
+
+/// The activation change a verified login makes, carried out only once the
+/// login is accepted (a login refused after verification changes nothing).
+enum OnAccept {
+    /// Nothing to change.
+    Nothing,
+    /// First login of a static device: it becomes activated.
+    Activate,
+    /// The device proved its pending secret: that becomes its secret.
+    ConfirmPending,
 }
 
 impl Engine {
@@ -37,45 +51,46 @@ impl Engine {
         request: &ConnectRequest<'_>,
         now_ms: u64,
     ) -> ConnectDecision {
-        if request.username.is_none() {
-            return ConnectDecision::Defer;
-        }
-        if !self.registry.is_loaded() {
-            tracing::warn!(address = request.address, "login refused: registry not loaded yet");
-            return ConnectDecision::Refuse(Refusal::RegistryNotLoaded);
-        }
-        let username = request.username.and_then(|u| std::str::from_utf8(u).ok());
-        match self.verify(connection, request, now_ms) {
-            Ok(()) => ConnectDecision::Accept,
-            Err(refusal) => {
-                if refusal.counts_as_failure() {
-                    if let Some(u) = username {
-                        self.device_failures.record_failure(u, now_ms);
-                    }
-                    if let Some(a) = request.address {
-                        self.address_failures.record_failure(a, now_ms);
-                    }
-                }
+        let username = request.username.map(|u| std::str::from_utf8(u).ok());
+        let outcome = match username {
+            None if self.client_id_held(request.client_id, None) => Err(Refusal::ClientIdInUse),
+            None => return ConnectDecision::Defer,
+            Some(_) if !self.registry.is_loaded() => Err(Refusal::RegistryNotLoaded),
+            Some(_) => self.verify(connection, request, now_ms),
+        };
+        let Err(refusal) = outcome else {
+            return ConnectDecision::Accept;
+        };
+        let username = username.flatten();
+        if refusal.counts_as_failure() {
+            for block in self.limits.record_failure(username, request.address, now_ms) {
                 tracing::warn!(
-                    username = username.unwrap_or("<not utf-8>"),
+                    username = username.map_or(Cow::Borrowed("-"), |u| shorten(u, 64)).as_ref(),
                     address = request.address.unwrap_or("-"),
-                    reason = %refusal,
-                    "login refused"
+                    "too many failed logins: blocking {} for {} s",
+                    block.scope,
+                    block.until_ms.saturating_sub(now_ms).div_ceil(1000)
                 );
-                self.event(now_ms, "login_refused", username, request.address, Some(refusal.code()));
-                ConnectDecision::Refuse(refusal)
             }
         }
+        tracing::warn!(
+            username = match request.username {
+                None => Cow::Borrowed("-"),
+                Some(_) => username.map_or(Cow::Borrowed("<not utf-8>"), |u| shorten(u, 64)),
+            }
+            .as_ref(),
+            address = request.address.unwrap_or("-"),
+            client_id = shorten(&String::from_utf8_lossy(request.client_id), 64).as_ref(),
+            reason = %refusal,
+            "login refused"
+        );
+        self.event(now_ms, "login_refused", username, request.address, Some(refusal.code()));
+        ConnectDecision::Refuse(refusal)
     }
 
     fn verify(&self, connection: ConnectionId, request: &ConnectRequest<'_>, now_ms: u64) -> Result<(), Refusal> {
         let username = parse_username(request.username)?;
-        if request
-            .address
-            .is_some_and(|a| self.address_failures.is_blocked(a, now_ms))
-        {
-            return Err(Refusal::RateLimited);
-        }
+        self.check_limits(None, request.address, now_ms)?;
         let identity = match username {
             Username::Principal(name) => {
                 return self.verify_principal(connection, request, name, now_ms);
@@ -87,9 +102,7 @@ impl Engine {
             .and_then(|u| std::str::from_utf8(u).ok())
             .unwrap_or_default()
             .into();
-        if self.device_failures.is_blocked(&key, now_ms) {
-            return Err(Refusal::RateLimited);
-        }
+        self.check_limits(Some(&key), request.address, now_ms)?;
         let product = self.registry.product(identity.product_key);
         let (dialect, binding) = product.as_ref().map_or((Default::default(), Binding::Strict), |p| {
             (
@@ -107,11 +120,59 @@ impl Engine {
             Login::DeviceSecret(s) => self.verify_device_secret(key, product, record, &s, now_ms)?,
             Login::ProductSecret(s) => self.verify_activation(key, product, record, &s, now_ms)?,
             Login::Register(r) => self.verify_registration(key, product, record, &r)?,
-            Login::Token(t) => self.verify_token(key, product, record, &t, now_ms)?,
+            Login::Token(t) => self.verify_token(key, product, record, &t)?,
         };
-        self.device_failures.record_success(&established.key);
+        if self.client_id_held(request.client_id, Some(Holder::Device(&established.key))) {
+            return Err(Refusal::ClientIdInUse);
+        }
+        self.limits.record_success(&established.key, request.address);
         self.establish(connection, request, established, now_ms);
         Ok(())
+    }
+
+    /// Refuses a login that a failed-login block covers.
+    fn check_limits(&self, subject: Option<&str>, address: Option<&str>, now_ms: u64) -> Result<(), Refusal> {
+        let block = match subject {
+            None => self.limits.address_block(address, now_ms),
+            Some(subject) => self.limits.subject_block(subject, address, now_ms),
+        };
+        match block {
+            None => Ok(()),
+            Some(block) => {
+                tracing::debug!(
+                    "login blocked: {} for another {} s",
+                    block.scope,
+                    block.until_ms.saturating_sub(now_ms).div_ceil(1000)
+                );
+                Err(Refusal::RateLimited)
+            }
+        }
+    }
+
+    /// Whether `client_id` is held by a live connection of another subject
+    /// than `login` (`None`: a client devicegate does not own). The same
+    /// subject reconnecting takes its own session over (PROTOCOL.md §9 S4).
+    pub(super) fn client_id_held(&self, client_id: &[u8], login: Option<Holder<'_>>) -> bool {
+        let client_id = String::from_utf8_lossy(client_id);
+        let Some(holder) = self.client_ids.get(&*client_id).map(|c| *c) else {
+            return false;
+        };
+        let Some(conn) = self.connections.get(&holder) else {
+            return false;
+        };
+        let same = match login {
+            Some(Holder::Device(key)) => conn.device_key() == Some(key),
+            Some(Holder::Principal(name)) => conn.principal_name() == Some(name),
+            None => false,
+        };
+        !same
+    }
+
+    /// The accepted connection holding `client_id`, if any: brokers that
+    /// report closed connections late (Mosquitto batches them per TICK)
+    /// settle that one before a new login with the same client id.
+    pub fn client_id_holder(&self, client_id: &[u8]) -> Option<ConnectionId> {
+        self.client_ids.get(&*String::from_utf8_lossy(client_id)).map(|c| *c)
     }
 
     fn verify_device_secret(
@@ -148,16 +209,19 @@ impl Engine {
             return Err(Refusal::StaleTimestamp);
         }
         self.state_check(&record, Event::SecretLoginVerified)?;
-        if with_pending && !with_secret {
-            self.confirm_pending_secret(&key, now_ms);
+        let activation = if with_pending && !with_secret {
+            OnAccept::ConfirmPending
         } else if !record.activated {
-            self.mark_activated(&key, now_ms);
-        }
+            OnAccept::Activate
+        } else {
+            OnAccept::Nothing
+        };
         Ok(Established {
             key,
             product,
             session: Session::Normal,
             restricted: None,
+            activation,
         })
     }
 
@@ -183,6 +247,7 @@ impl Engine {
             product,
             session: Session::Activation(ActivationState::default()),
             restricted: Some(TopicRules::activation_session()),
+            activation: OnAccept::Nothing,
         })
     }
 
@@ -207,6 +272,7 @@ impl Engine {
             product,
             session: Session::Registration(login.kind),
             restricted: Some(TopicRules::registration_session(login.kind)),
+            activation: OnAccept::Nothing,
         })
     }
 
@@ -216,7 +282,6 @@ impl Engine {
         product: Option<Arc<Product>>,
         record: Option<DeviceRecord>,
         login: &TokenLogin<'_>,
-        now_ms: u64,
     ) -> Result<Established, Refusal> {
         let presented: [u8; 32] = Sha256::digest(login.token).into();
         let stored = record
@@ -231,14 +296,16 @@ impl Engine {
             return Err(Refusal::BadToken);
         }
         self.state_check(&record, Event::SecretLoginVerified)?;
-        if !record.activated {
-            self.mark_activated(&key, now_ms);
-        }
         Ok(Established {
             key,
             product,
             session: Session::Normal,
             restricted: None,
+            activation: if record.activated {
+                OnAccept::Nothing
+            } else {
+                OnAccept::Activate
+            },
         })
     }
 
@@ -260,9 +327,7 @@ impl Engine {
         name: &str,
         now_ms: u64,
     ) -> Result<(), Refusal> {
-        if self.device_failures.is_blocked(name, now_ms) {
-            return Err(Refusal::RateLimited);
-        }
+        self.check_limits(Some(name), request.address, now_ms)?;
         let principal = self.registry.principal(name);
         let password = request.password.unwrap_or_default();
         let ok = match &principal {
@@ -273,14 +338,19 @@ impl Engine {
         if !ok {
             return Err(Refusal::BadPassword);
         }
-        self.device_failures.record_success(name);
+        if self.client_id_held(request.client_id, Some(Holder::Principal(name))) {
+            return Err(Refusal::ClientIdInUse);
+        }
+        self.limits.record_success(name, request.address);
         self.replace_stale(connection, now_ms);
         let serial = self.next_serial();
+        let client_id: Box<str> = String::from_utf8_lossy(request.client_id).into();
+        self.client_ids.insert(client_id.clone(), connection);
         self.connections.insert(
             connection,
             Connection {
                 serial,
-                client_id: String::from_utf8_lossy(request.client_id).into(),
+                client_id,
                 address: request.address.map(Into::into),
                 subject: Subject::Principal(principal),
                 rules: BoundRules::default(),
@@ -298,6 +368,12 @@ impl Engine {
         self.replace_stale(connection, now_ms);
         let client_id: Box<str> = String::from_utf8_lossy(request.client_id).into();
         self.supersede(&e.key, &client_id, now_ms);
+        match e.activation {
+            OnAccept::Nothing => {}
+            OnAccept::Activate => self.mark_activated(&e.key, now_ms),
+            OnAccept::ConfirmPending => self.confirm_pending_secret(&e.key, now_ms),
+        }
+        self.client_ids.insert(client_id.clone(), connection);
         let serial = self.next_serial();
         let issue = match &e.session {
             Session::Normal => None,
@@ -397,6 +473,24 @@ impl Engine {
 
     fn next_serial(&self) -> u64 {
         self.next_serial.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// Who a login is for, to compare with the holder of its client id.
+#[derive(Clone, Copy)]
+pub(super) enum Holder<'a> {
+    /// A device, `{dk}&{pk}`.
+    Device(&'a str),
+    /// A principal, by name.
+    Principal(&'a str),
+}
+
+/// `text` cut to at most `max` characters, with the length it had, so a
+/// padded field cannot push the rest of a log line out of sight.
+pub(super) fn shorten(text: &str, max: usize) -> Cow<'_, str> {
+    match text.char_indices().nth(max) {
+        None => Cow::Borrowed(text),
+        Some((cut, _)) => Cow::Owned(format!("{}…({} bytes)", &text[..cut], text.len())),
     }
 }
 

@@ -50,6 +50,7 @@ impl Engine {
         let Some((_, conn)) = self.connections.remove(&connection) else {
             return;
         };
+        self.client_ids.remove_if(&*conn.client_id, |_, c| *c == connection);
         if let Subject::Device { key, gateway, .. } = &conn.subject {
             let was_current = self.online.remove_if(key, |_, c| *c == connection).is_some();
             if was_current {
@@ -102,8 +103,7 @@ impl Engine {
         let last = self.last_prune_ms.load(Ordering::Relaxed);
         if now_ms.saturating_sub(last) >= PRUNE_EVERY_MS {
             self.last_prune_ms.store(now_ms, Ordering::Relaxed);
-            self.device_failures.prune(now_ms);
-            self.address_failures.prune(now_ms);
+            self.limits.prune(now_ms);
         }
     }
 

@@ -277,27 +277,120 @@ fn timestamp_policy_is_applied_after_the_signature() {
 #[test]
 fn failed_logins_are_rate_limited_per_device_and_address() {
     let w = World::new();
+    let wrong = "0".repeat(64);
+    // Ten wrong passwords from one address block the device from there ...
     for i in 0..10 {
-        refused(w.connect_from(i, E3_ID, "dev_0001&Ab3dEf9h", &"0".repeat(64), &format!("10.0.1.{i}")));
+        refused(w.connect_from(i, E3_ID, "dev_0001&Ab3dEf9h", &wrong, "10.0.1.1"));
     }
     assert_eq!(
-        refused(w.connect(20, E3_ID, "dev_0001&Ab3dEf9h", E3_PW)),
+        refused(w.connect_from(20, E3_ID, "dev_0001&Ab3dEf9h", E3_PW, "10.0.1.1")),
         Refusal::RateLimited
     );
     assert_eq!(Refusal::RateLimited.outcome(), ConnectOutcome::NotAuthorized);
+    // ... never from the device's own address.
+    assert_eq!(
+        w.connect(21, E3_ID, "dev_0001&Ab3dEf9h", E3_PW),
+        ConnectDecision::Accept
+    );
+    // An address failing for many usernames is blocked for all of them.
     for i in 0..30 {
         refused(w.connect_from(
             100 + i,
             "x|securemode=2,signmethod=sha256,timestamp=1|",
             &format!("x{i}&Ab3dEf9h"),
-            &"0".repeat(64),
+            &wrong,
             "10.9.9.9",
         ));
     }
-    w.engine.apply_device_change("x&Ab3dEf9h", None, NOW);
     assert_eq!(
         refused(w.connect_from(200, &E9_ID.replace("3,", "2,"), "dev_0002&Ab3dEf9h", E9_PW, "10.9.9.9")),
         Refusal::RateLimited
+    );
+}
+
+#[test]
+fn wrong_passwords_from_many_addresses_cannot_lock_a_device_out() {
+    let w = World::new();
+    let wrong = "0".repeat(64);
+    for round in 0..3u64 {
+        for i in 0..150u64 {
+            let conn = 1000 + round * 1000 + i;
+            let address = format!("10.{round}.{}.{}", i / 200, i % 200);
+            refused(w.connect_from(conn, E3_ID, "dev_0001&Ab3dEf9h", &wrong, &address));
+        }
+        // The device's own address never failed: its correct login is served.
+        assert_eq!(
+            w.connect_from(9000 + round, E3_ID, "dev_0001&Ab3dEf9h", E3_PW, "192.0.2.7"),
+            ConnectDecision::Accept,
+            "round {round}"
+        );
+        w.engine.handle_disconnect(ConnectionId(9000 + round), NOW);
+    }
+    // Over the ceiling, an address that failed for the device is refused
+    // even with the right password: the attacker gains nothing from it.
+    assert_eq!(
+        refused(w.connect_from(9999, E3_ID, "dev_0001&Ab3dEf9h", E3_PW, "10.0.0.1")),
+        Refusal::RateLimited
+    );
+}
+
+#[test]
+fn a_client_id_held_by_another_device_is_refused() {
+    let w = World::new();
+    w.engine.registry().put_device(
+        "dev_0003&Ab3dEf9h",
+        DeviceRecord::new(Some(Secret::new(*b"S3cretDevice0003"))),
+    );
+    w.product(|p| p.free_client_id = true);
+    assert_eq!(w.connect(1, E3_ID, "dev_0001&Ab3dEf9h", E3_PW), ConnectDecision::Accept);
+    w.effects();
+    // Another device of the product, with valid credentials and the first
+    // one's client id: refused, and the first keeps its session.
+    let sign = crate::sign::SignMethod::parse_enos("hmacsha256").unwrap();
+    let content = crate::sign::Content::new(&[
+        ("clientId", "dev_0001"),
+        ("deviceKey", "dev_0003"),
+        ("productKey", PK),
+        ("timestamp", "1795320550912.803"),
+    ]);
+    let password = crate::sign::compute(sign, &content, b"S3cretDevice0003").to_hex_lower();
+    assert_eq!(
+        refused(w.connect(2, E3_ID, "dev_0003&Ab3dEf9h", &password)),
+        Refusal::ClientIdInUse
+    );
+    assert_eq!(Refusal::ClientIdInUse.outcome(), ConnectOutcome::BadClientId);
+    assert!(w.effects().is_empty(), "nobody is kicked");
+    assert_eq!(
+        w.publish(1, "/sys/Ab3dEf9h/dev_0001/thing/measurepoint/post"),
+        AccessDecision::Allow
+    );
+    // A client devicegate does not own (no username) cannot take it either.
+    let anonymous = ConnectRequest {
+        client_id: E3_ID.as_bytes(),
+        username: None,
+        password: None,
+        address: Some("10.0.0.9"),
+    };
+    assert_eq!(
+        refused(w.engine.handle_connect(ConnectionId(3), &anonymous, NOW)),
+        Refusal::ClientIdInUse
+    );
+    // The device itself takes its own session over (S4) ...
+    assert_eq!(w.connect(4, E3_ID, "dev_0001&Ab3dEf9h", E3_PW), ConnectDecision::Accept);
+    assert_eq!(w.engine.client_id_holder(E3_ID.as_bytes()), Some(ConnectionId(4)));
+    // ... the old connection's close does not free the id ...
+    w.engine.handle_disconnect(ConnectionId(1), NOW);
+    assert_eq!(w.engine.client_id_holder(E3_ID.as_bytes()), Some(ConnectionId(4)));
+    // ... and once the device is gone, the id is free for others.
+    w.engine.handle_disconnect(ConnectionId(4), NOW);
+    assert_eq!(w.engine.client_id_holder(E3_ID.as_bytes()), None);
+    assert_eq!(
+        w.engine.handle_connect(ConnectionId(5), &anonymous, NOW),
+        ConnectDecision::Defer
+    );
+    assert_eq!(
+        w.connect(6, E3_ID, "dev_0003&Ab3dEf9h", &password),
+        ConnectDecision::Accept
     );
 }
 

@@ -22,6 +22,9 @@ pub unsafe extern "C" fn on_basic_auth(_event: c_int, event_data: *mut c_void, u
         };
         let connection = client::connection(event.client);
         plugin.finish_disconnect(connection);
+        // Connections closed since the last TICK free their client ids now,
+        // so the id check below sees only live sessions.
+        plugin.finish_disconnects();
         // SAFETY: `event.client` is the live client of this callback; the
         // username and password are NULL or NUL-terminated for its duration.
         let (client_id, address, username, password) = unsafe {
@@ -38,8 +41,14 @@ pub unsafe extern "C" fn on_basic_auth(_event: c_int, event_data: *mut c_void, u
             password,
             address: address.as_deref(),
         };
+        if let Some(holder) = plugin.auth.engine().client_id_holder(&client_id) {
+            plugin.finish_disconnect(holder);
+        }
         let decision = plugin.auth.handle_connect(connection, &request, now_ms());
-        plugin.after_event();
+        // A new CONNECT is handled outside any of the broker's loops over
+        // clients: kicks for other clients are safe here.
+        plugin.drain_effects(crate::effects::Kicks::ExceptFor(connection));
+        crate::log::flush();
         match decision {
             ConnectDecision::Accept => ffi::MOSQ_ERR_SUCCESS,
             ConnectDecision::Refuse(_) => ffi::MOSQ_ERR_AUTH,

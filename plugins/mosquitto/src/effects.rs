@@ -1,21 +1,50 @@
 //! Carrying out the engine's effects, like dynamic-security's kicklist:
-//! direct publishes go out from any callback; kicks wait for TICK, because
-//! a kick is synchronous and must never hit the client of the current
-//! callback (BROKERS.md §1.8).
+//! direct publishes go out from any callback; a kick is synchronous in
+//! Mosquitto (the client is disconnected inside the call), so it runs only
+//! where the broker is in none of its loops over clients — TICK, a new
+//! CONNECT, a PUBLISH before routing — and never against the client of the
+//! current callback (BROKERS.md §1.8). Revocation thus waits for no TICK
+//! while other traffic comes.
 
 use std::ffi::{CString, c_int};
 
-use devicegate::engine::{Effect, Hooks};
+use devicegate::engine::{ConnectionId, Effect, Hooks};
 
 use crate::{Plugin, ffi};
 
+/// Which kicks may run in the current callback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kicks {
+    /// None: the broker may be iterating clients (ACL checks on delivery).
+    Wait,
+    /// All of them (TICK).
+    Now,
+    /// All but the client of this callback.
+    ExceptFor(ConnectionId),
+}
+
+impl Kicks {
+    fn allows(self, target: ConnectionId) -> bool {
+        match self {
+            Kicks::Wait => false,
+            Kicks::Now => true,
+            Kicks::ExceptFor(current) => current != target,
+        }
+    }
+}
+
 impl Plugin {
-    /// Drains the engine's effects; kicks run now only when `kicks_now`.
-    pub fn drain_effects(&self, kicks_now: bool) {
-        if kicks_now {
-            let kicks: Vec<String> = self.kicks.borrow_mut().drain(..).collect();
-            for client_id in kicks {
-                kick(&client_id);
+    /// Drains the engine's effects; kicks run now where `kicks` allows.
+    pub fn drain_effects(&self, kicks: Kicks) {
+        if kicks != Kicks::Wait {
+            let due: Vec<(ConnectionId, String)> = {
+                let mut waiting = self.kicks.borrow_mut();
+                let (due, keep) = waiting.drain(..).partition(|(c, _)| kicks.allows(*c));
+                *waiting = keep;
+                due
+            };
+            for (connection, client_id) in due {
+                self.kick(connection, &client_id);
             }
         }
         while let Some(effect) = self.auth.poll_effect() {
@@ -27,10 +56,25 @@ impl Plugin {
                     qos,
                     ..
                 } => publish(&client_id, &topic, &payload, qos),
-                Effect::Kick { client_id, .. } if kicks_now => kick(&client_id),
-                Effect::Kick { client_id, .. } => self.kicks.borrow_mut().push(client_id),
+                Effect::Kick { connection, client_id } if kicks.allows(connection) => self.kick(connection, &client_id),
+                Effect::Kick { connection, client_id } => self.kicks.borrow_mut().push((connection, client_id)),
             }
         }
+    }
+
+    /// Kicks `connection` by its client id, unless a newer session of the
+    /// same subject holds that id by now (Mosquitto kicks by id only).
+    fn kick(&self, connection: ConnectionId, client_id: &str) {
+        let holder = self.auth.engine().client_id_holder(client_id.as_bytes());
+        if holder.is_some_and(|h| h != connection) {
+            tracing::debug!(client_id, "kick skipped: the client id belongs to a newer session");
+            return;
+        }
+        let Ok(id) = CString::new(client_id) else { return };
+        // SAFETY: broker thread, outside any callback of this client and
+        // outside the broker's loops over clients (see `Kicks`); `id` is
+        // NUL-terminated and outlives the call.
+        unsafe { ffi::mosquitto_kick_client_by_clientid(id.as_ptr(), false) };
     }
 }
 
@@ -62,11 +106,4 @@ fn publish(client_id: &str, topic: &str, payload: &[u8], qos: u8) {
     if rc != ffi::MOSQ_ERR_SUCCESS {
         tracing::warn!(topic, rc, "direct publish failed");
     }
-}
-
-fn kick(client_id: &str) {
-    let Ok(id) = CString::new(client_id) else { return };
-    // SAFETY: broker thread, outside any callback of this client; `id` is
-    // NUL-terminated and outlives the call.
-    unsafe { ffi::mosquitto_kick_client_by_clientid(id.as_ptr(), false) };
 }

@@ -42,10 +42,32 @@ pub struct mosquitto {
     _private: [u8; 0],
 }
 
-/// `mosquitto_plugin_id_t`, opaque.
+/// `mosquitto_plugin_id_t`, opaque in the public header.
 #[repr(C)]
 pub struct mosquitto_plugin_id_t {
     _private: [u8; 0],
+}
+
+/// Whether the broker loaded this instance for one listener
+/// (`per_listener_settings true`) rather than for the whole broker.
+///
+/// No public function says so. Every Mosquitto 2.0 release, 2.0.0 to
+/// 2.0.20, defines the identifier as
+/// `struct mosquitto_plugin_id_t { struct mosquitto__listener *listener; }`
+/// (`src/mosquitto_broker_internal.h`) and sets `listener` to NULL exactly
+/// when the plugin serves every listener (`src/plugin.c`, `plugin__load_v5`).
+///
+/// # Safety
+/// `identifier` is NULL or the identifier the broker passed to
+/// `mosquitto_plugin_init`, valid for the call.
+pub unsafe fn loaded_per_listener(identifier: *const mosquitto_plugin_id_t) -> bool {
+    if identifier.is_null() {
+        return false;
+    }
+    // SAFETY: per this function's contract the broker allocated the
+    // identifier with at least its first field, a pointer, which it
+    // initialised (NULL or a listener); we only compare it with NULL.
+    unsafe { !identifier.cast::<*const c_void>().read().is_null() }
 }
 
 #[repr(C)]

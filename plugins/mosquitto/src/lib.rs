@@ -56,8 +56,8 @@ const MAX_DISCONNECTS_PER_TICK: usize = 256;
 pub struct Plugin {
     identifier: *mut ffi::mosquitto_plugin_id_t,
     auth: Authenticator,
-    /// Kicks waiting for TICK.
-    kicks: RefCell<Vec<String>>,
+    /// Kicks waiting for a moment when they are safe (see `effects.rs`).
+    kicks: RefCell<Vec<(ConnectionId, String)>>,
     /// Connections closed since the last TICK (see `disconnect.rs`).
     disconnects: RefCell<Vec<ConnectionId>>,
     /// Events this instance registered (a second instance registers none).
@@ -78,7 +78,7 @@ impl Plugin {
 
     /// After an event: carry out publishes (kicks wait), write the log.
     fn after_event(&self) {
-        self.drain_effects(false);
+        self.drain_effects(effects::Kicks::Wait);
         log::flush();
     }
 
@@ -148,6 +148,10 @@ pub unsafe extern "C" fn mosquitto_plugin_init(
             Ok(o) => o,
             Err(message) => return init_failed(&message),
         };
+        // SAFETY: the identifier the broker passed to this call.
+        if unsafe { ffi::loaded_per_listener(identifier) } {
+            return init_failed(PER_LISTENER_REFUSED);
+        }
         log::install(options.log_level);
         stats::enable(options.stats_interval_secs);
         let auth = match Authenticator::start(options.engine.clone(), options.sync.clone(), &options.database_url) {
@@ -217,6 +221,13 @@ pub unsafe extern "C" fn mosquitto_plugin_cleanup(
         ffi::MOSQ_ERR_SUCCESS
     })
 }
+
+/// Why the plugin does not start with `per_listener_settings true`.
+const PER_LISTENER_REFUSED: &str = "per_listener_settings true is not supported: Mosquitto 2.0.11 to 2.0.14 \
+     never send TICK to a plugin loaded per listener, so a disabled device or a revoked credential would stay \
+     connected until other traffic happened to come, and each listener would keep its own sessions apart. \
+     Set `per_listener_settings false` and load the plugin once, before the first listener; it then serves \
+     every listener.";
 
 fn init_failed(message: &str) -> c_int {
     log::queue(ffi::MOSQ_LOG_ERR, format!("devicegate: {message}"));

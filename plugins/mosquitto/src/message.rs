@@ -28,13 +28,14 @@ pub unsafe extern "C" fn on_message(_event: c_int, event_data: *mut c_void, user
             // SAFETY: the broker's payload holds `payloadlen` bytes for the callback's duration.
             unsafe { std::slice::from_raw_parts(event.payload.cast::<u8>(), event.payloadlen as usize) }
         };
+        let connection = client::connection(event.client);
         let decision = match topic {
-            Some(topic) => plugin
-                .auth
-                .handle_message(client::connection(event.client), topic, payload, now_ms()),
+            Some(topic) => plugin.auth.handle_message(connection, topic, payload, now_ms()),
             None => MessageDecision::Forward,
         };
-        plugin.after_event();
+        // Before the broker routes the message: kicks for other clients are safe.
+        plugin.drain_effects(crate::effects::Kicks::ExceptFor(connection));
+        crate::log::flush();
         match decision {
             MessageDecision::Forward => ffi::MOSQ_ERR_SUCCESS,
             MessageDecision::Consume => ffi::MOSQ_ERR_ACL_DENIED,

@@ -31,6 +31,7 @@ const KNOWN: &[&str] = &[
     "reconcile_interval_secs",
     "failed_logins_per_device",
     "failed_logins_per_address",
+    "failed_logins_device_ceiling",
     "failure_window_secs",
     "stats_interval_secs",
 ];
@@ -74,6 +75,7 @@ impl Options {
                 }
                 "failed_logins_per_device" => engine.failed_logins_per_device = number(key, value)?,
                 "failed_logins_per_address" => engine.failed_logins_per_address = number(key, value)?,
+                "failed_logins_device_ceiling" => engine.failed_logins_device_ceiling = number(key, value)?,
                 "failure_window_secs" => engine.failure_window_ms = number::<u64>(key, value)?.max(1) * 1000,
                 "stats_interval_secs" => stats_interval_secs = number(key, value)?,
                 _ => {

@@ -17,7 +17,7 @@ pub unsafe extern "C" fn on_tick(_event: c_int, event_data: *mut c_void, userdat
         if let Some((plugin, _)) = unsafe { Plugin::with_event::<ffi::mosquitto_evt_tick>(userdata, event_data) } {
             plugin.finish_disconnects();
             plugin.auth.handle_tick(now_ms());
-            plugin.drain_effects(true);
+            plugin.drain_effects(crate::effects::Kicks::Now);
             crate::stats::report_if_due();
             crate::log::flush();
         }

@@ -4,8 +4,9 @@
 //! Mosquitto 2.0.11 answers every plugin refusal with CONNACK 5 (3.1.1),
 //! whatever PROTOCOL.md's outcome (BROKERS.md §1.5).
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+mod support;
+
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use devicegate_test_support as db;
@@ -13,156 +14,7 @@ use devicegate_test_support::mqtt::{answer_activation, connect, message_on, next
 use devicegate_test_support::{cli, sign};
 use rumqttc::{ConnectReturnCode, Packet, QoS};
 use serde_json::Value;
-
-/// The plugin `cargo test` just built: in `deps/`, beside this test binary
-/// (the copy in `target/debug/` is refreshed only by `cargo build`).
-fn plugin_path() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let path = exe.parent().unwrap().join("libdevicegate_mosquitto.so");
-    assert!(
-        path.exists(),
-        "{} is missing: build it with `cargo build -p devicegate-mosquitto`",
-        path.display()
-    );
-    path
-}
-
-fn mosquitto_binary() -> String {
-    for candidate in ["/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto"] {
-        if Path::new(candidate).exists() {
-            return candidate.to_owned();
-        }
-    }
-    panic!("mosquitto is not installed: `apt-get install mosquitto mosquitto-clients` (scripts/test.sh does this)");
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A Mosquitto process with the plugin, stopped (SIGTERM, so the plugin's
-/// cleanup runs) when dropped.
-struct Broker {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Broker {
-    fn start(database_url: &str) -> Broker {
-        let broker = Broker::spawn(database_url, "");
-        broker.wait_for_log("registry loaded", Duration::from_secs(15));
-        broker
-    }
-
-    /// Starts mosquitto with `extra` configuration lines, without waiting.
-    fn spawn(database_url: &str, extra: &str) -> Broker {
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let log = dir.path().join("mosquitto.log");
-        let conf = dir.path().join("mosquitto.conf");
-        let user = if unsafe_is_root() { "user root\n" } else { "" };
-        std::fs::write(
-            &conf,
-            format!(
-                "per_listener_settings false\nlistener {port} 127.0.0.1\nallow_anonymous false\n{user}\
-                 plugin {}\nplugin_opt_database_url {database_url}\nplugin_opt_refresh_interval_ms 100\n\
-                 plugin_opt_log_level debug\n{extra}\nlog_dest file {}\nlog_type all\npersistence false\n",
-                plugin_path().display(),
-                log.display()
-            ),
-        )
-        .unwrap();
-        // Before its log file is open (a failed plugin init), mosquitto logs to the console.
-        let console = std::fs::File::create(dir.path().join("console.log")).unwrap();
-        let child = Command::new(mosquitto_binary())
-            .arg("-c")
-            .arg(&conf)
-            .stdout(console.try_clone().unwrap())
-            .stderr(console)
-            .spawn()
-            .expect("mosquitto starts");
-        Broker {
-            child,
-            port,
-            log,
-            _dir: dir,
-        }
-    }
-
-    /// Stops the broker with SIGTERM and returns its exit status.
-    fn stop(&mut self) -> std::process::ExitStatus {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        self.exit_status()
-    }
-
-    /// Waits (up to 10 s) for the broker to exit and returns its status.
-    fn exit_status(&mut self) -> std::process::ExitStatus {
-        let start = Instant::now();
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return status;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "mosquitto did not stop within 10 s:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// The broker's log file and console output.
-    fn log(&self) -> String {
-        let console = self.log.with_file_name("console.log");
-        std::fs::read_to_string(&self.log).unwrap_or_default() + &std::fs::read_to_string(console).unwrap_or_default()
-    }
-
-    fn wait_for_log(&self, needle: &str, limit: Duration) {
-        let start = Instant::now();
-        while !self.log().contains(needle) {
-            assert!(
-                start.elapsed() < limit,
-                "`{needle}` not in the broker log within {limit:?}:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(10) {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-    }
-}
-
-/// Whether the tests run as root (then the broker keeps root instead of
-/// dropping to user `mosquitto`, which could not write the temp database).
-fn unsafe_is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| o.stdout.starts_with(b"0"))
-        .unwrap_or(false)
-}
+use support::Broker;
 
 fn device_show(url: &str, dk: &str) -> Value {
     cli(url, &["device", "show", "Ab3dEf9h", dk])

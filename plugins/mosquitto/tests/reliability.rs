@@ -1,0 +1,163 @@
+//! Faults and hostile clients against a real Mosquitto with the plugin
+//! (issue "Nothing lost, no one in"): client-id takeover, lockout by wrong
+//! passwords from elsewhere, long fields in refusal log lines, and the
+//! `per_listener_settings` mode in which revocation could not work.
+
+mod support;
+
+use std::time::Duration;
+
+use devicegate_test_support as db;
+use devicegate_test_support::mqtt::{connect, seed};
+use devicegate_test_support::raw::{connack_from, connect_packet, login_packet};
+use devicegate_test_support::{cli, sign};
+use rumqttc::ConnectReturnCode;
+use support::{Broker, plugin_path};
+
+/// Whether the connection stays open (no error, no close) for `period`.
+async fn stays_open(events: &mut rumqttc::EventLoop, period: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + period;
+    loop {
+        match tokio::time::timeout_at(deadline, events.poll()).await {
+            Err(_) => return true,
+            Ok(Ok(_)) => continue,
+            Ok(Err(_)) => return false,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_cannot_take_over_another_devices_client_id() {
+    let db = db::sqlite();
+    seed(&db.url);
+    // A device of another product with the same device key: an EnOS SDK
+    // that sends a fixed timestamp gives it the victim's exact client id.
+    cli(&db.url, &["product", "create", "Zz9Zz9Zz"]);
+    cli(
+        &db.url,
+        &[
+            "device",
+            "create",
+            "Zz9Zz9Zz",
+            "dev_0001",
+            "--secret",
+            "OtherSecret0001",
+        ],
+    );
+    let broker = Broker::start(&db.url);
+    let ts = ["--timestamp", "1700000000000"];
+    let victim = sign("Ab3dEf9h", "dev_0001", "S3cretDevice0001", &ts);
+    let attacker = sign("Zz9Zz9Zz", "dev_0001", "OtherSecret0001", &ts);
+    assert_eq!(victim.0, attacker.0, "the same client id");
+    let (_victim_client, mut victim_events) = connect(broker.port, &victim).await.expect("victim accepted");
+    for _ in 0..3 {
+        assert_eq!(
+            connect(broker.port, &attacker).await.err(),
+            Some(ConnectReturnCode::NotAuthorized),
+            "a login with a live client id of another device is refused"
+        );
+    }
+    assert!(
+        stays_open(&mut victim_events, Duration::from_secs(2)).await,
+        "the victim keeps its session:\n{}",
+        broker.log()
+    );
+    assert!(
+        !broker.log().contains("already connected, closing old connection"),
+        "{}",
+        broker.log()
+    );
+    broker.wait_for_log("client id in use by another device's session", Duration::from_secs(2));
+    // The same device reconnecting still takes its own session over (S4).
+    let (_again, _events) = connect(broker.port, &victim)
+        .await
+        .expect("the device itself takes over");
+    assert!(
+        !stays_open(&mut victim_events, Duration::from_secs(3)).await,
+        "the old session is closed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_passwords_from_elsewhere_do_not_lock_a_device_out() {
+    let db = db::sqlite();
+    seed(&db.url);
+    let broker = Broker::start(&db.url);
+    let good = sign("Ab3dEf9h", "dev_0001", "S3cretDevice0001", &[]);
+    let forged = sign("Ab3dEf9h", "dev_0001", "not-the-secret", &[]);
+    // 25 wrong passwords from an attacker's address, and one from each of
+    // 20 more: well over the per-pair limit and into the ceiling's count.
+    for _ in 0..25 {
+        let (code, _) = connack_from("127.0.0.2", broker.port, &login_packet(&forged)).await;
+        assert_ne!(code, Some(0));
+    }
+    for i in 0..20 {
+        let (code, _) = connack_from(&format!("127.0.1.{}", i + 1), broker.port, &login_packet(&forged)).await;
+        assert_ne!(code, Some(0));
+    }
+    broker.wait_for_log(
+        "too many failed logins: blocking this username from this address",
+        Duration::from_secs(2),
+    );
+    // The device, from its own address, is served.
+    let (code, _device) = connack_from("127.0.0.1", broker.port, &login_packet(&good)).await;
+    assert_eq!(code, Some(0), "{}", broker.log());
+    // The attacker's address is refused even with the right password.
+    let (code, _) = connack_from("127.0.0.2", broker.port, &login_packet(&good)).await;
+    assert_eq!(code, Some(5));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_of_padded_usernames_keep_their_reason_and_address() {
+    let db = db::sqlite();
+    seed(&db.url);
+    let broker = Broker::start(&db.url);
+    for (len, source) in [(1_000, "127.0.0.5"), (20_000, "127.0.0.6"), (60_000, "127.0.0.7")] {
+        let username = format!("{}&Ab3dEf9h", "d".repeat(len));
+        let packet = connect_packet(b"padded", Some(username.as_bytes()), Some(b"0000"));
+        let (code, _) = connack_from(source, broker.port, &packet).await;
+        assert_ne!(code, Some(0));
+        let line_of = |log: String| {
+            log.lines()
+                .find(|l| l.contains("login refused") && l.contains(source))
+                .map(str::to_owned)
+        };
+        let start = std::time::Instant::now();
+        let line = loop {
+            if let Some(line) = line_of(broker.log()) {
+                break line;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(3),
+                "no refusal line for {source}:\n{}",
+                broker.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert!(line.contains("reason="), "{line}");
+        assert!(line.contains(&format!("({} bytes)", username.len())), "{line}");
+        assert!(line.len() < 1_000, "the field is cut, not the line: {line}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_listener_settings_true_is_refused_with_one_clear_line() {
+    let db = db::sqlite();
+    seed(&db.url);
+    let port = support::free_port();
+    let mut broker = Broker::spawn_config(&format!(
+        "per_listener_settings true\nlistener {port} 127.0.0.1\nallow_anonymous false\n\
+         plugin {}\nplugin_opt_database_url {}\n",
+        plugin_path().display(),
+        db.url
+    ));
+    let status = broker.exit_status();
+    assert!(!status.success(), "the broker must not run without revocation");
+    let log = broker.log();
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("per_listener_settings true"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{log}");
+    assert!(lines[0].contains("Set `per_listener_settings false`"), "{log}");
+}
