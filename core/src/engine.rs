@@ -27,6 +27,7 @@ mod presence;
 mod routing;
 mod timers;
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -43,6 +44,13 @@ use connection::Connection;
 pub use connection::ConnectionId;
 pub use gateway::{GatewayOp, GatewayRequest, ReplyCode, SubDeviceLogin, parse_request as parse_gateway_request};
 use timers::Timers;
+
+/// Writes the in-memory queue holds before audit events are dropped (and
+/// counted). The background task empties it every few tens of
+/// milliseconds, into the database or its spool file, so it reaches this
+/// only when that task cannot keep up at all; state changes (presence,
+/// activation, issued secrets) are never dropped.
+pub const MAX_QUEUED_WRITES: usize = 262_144;
 
 /// Limits and timings of the engine. The defaults follow PROTOCOL.md.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -250,13 +258,13 @@ pub enum StoreWrite {
         /// When.
         at_ms: u64,
         /// A stable name: `login_refused`, `activated`, `kicked`, ...
-        kind: &'static str,
+        kind: Cow<'static, str>,
         /// The device or principal concerned, if known.
         subject: Option<Box<str>>,
         /// The peer address, if known.
         address: Option<Box<str>>,
         /// The reason code, if any.
-        reason: Option<&'static str>,
+        reason: Option<Cow<'static, str>>,
     },
 }
 
@@ -396,6 +404,10 @@ pub struct Engine {
     writes: Mutex<VecDeque<StoreWrite>>,
     /// Writes taken by the background task and not yet committed or put back.
     writes_in_flight: AtomicUsize,
+    /// Writes the background task keeps in its spool file.
+    writes_spooled: AtomicUsize,
+    /// Audit events dropped because the queue was full (see [`MAX_QUEUED_WRITES`]).
+    events_dropped: AtomicU64,
     next_serial: AtomicU64,
     last_prune_ms: AtomicU64,
 }
@@ -420,6 +432,8 @@ impl Engine {
             effect_count: AtomicUsize::new(0),
             writes: Mutex::new(VecDeque::new()),
             writes_in_flight: AtomicUsize::new(0),
+            writes_spooled: AtomicUsize::new(0),
+            events_dropped: AtomicU64::new(0),
             next_serial: AtomicU64::new(1),
             last_prune_ms: AtomicU64::new(0),
         }
@@ -460,10 +474,22 @@ impl Engine {
         self.writes_in_flight.fetch_sub(count, Ordering::Relaxed);
     }
 
-    /// How many writes wait for the database, counting a batch being written.
+    /// How many writes wait for the database, counting a batch being
+    /// written and those kept in the spool file.
     pub fn pending_store_writes(&self) -> usize {
         let queued = self.writes.lock().map(|q| q.len()).unwrap_or(0);
-        queued + self.writes_in_flight.load(Ordering::Relaxed)
+        queued + self.writes_in_flight.load(Ordering::Relaxed) + self.writes_spooled.load(Ordering::Relaxed)
+    }
+
+    /// The background task reports how many writes its spool file holds.
+    pub fn set_spooled_store_writes(&self, count: usize) {
+        self.writes_spooled.store(count, Ordering::Relaxed);
+    }
+
+    /// How many audit events were dropped since start because the write
+    /// queue held [`MAX_QUEUED_WRITES`] (state changes are never dropped).
+    pub fn dropped_events(&self) -> u64 {
+        self.events_dropped.load(Ordering::Relaxed)
     }
 
     /// How many connections the engine tracks.
@@ -587,6 +613,10 @@ impl Engine {
 
     fn push_write(&self, write: StoreWrite) {
         if let Ok(mut q) = self.writes.lock() {
+            if q.len() >= MAX_QUEUED_WRITES && matches!(write, StoreWrite::Event { .. }) {
+                self.events_dropped.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
             q.push_back(write);
         }
     }
@@ -601,10 +631,10 @@ impl Engine {
     ) {
         self.push_write(StoreWrite::Event {
             at_ms: now_ms,
-            kind,
+            kind: Cow::Borrowed(kind),
             subject: subject.map(Into::into),
             address: address.map(Into::into),
-            reason,
+            reason: reason.map(Cow::Borrowed),
         });
     }
 }

@@ -24,6 +24,8 @@ pub mod registry;
 pub mod secret;
 pub mod sign;
 #[cfg(feature = "store")]
+pub mod spool;
+#[cfg(feature = "store")]
 pub mod store;
 #[cfg(feature = "store")]
 pub mod sync;

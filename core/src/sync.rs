@@ -8,6 +8,9 @@
 //! registry now and then, and prune old audit events. Hooks never wait on
 //! any of it.
 
+mod watch;
+mod writer;
+
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -19,7 +22,10 @@ use crate::engine::{
     ConnectDecision, ConnectRequest, ConnectionId, Effect, Engine, EngineConfig, Hooks, MessageDecision,
 };
 use crate::registry::Registry;
-use crate::store::{Backend, Entity, Store, StoreError, WriteFailure, now_ms, redact_url};
+use crate::spool::{Spool, spool_path};
+use crate::store::{Backend, Entity, Store, StoreError, now_ms, redact_url};
+use watch::{FileState, FileWatch};
+use writer::Writer;
 
 /// Timings of the background task.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +40,12 @@ pub struct SyncConfig {
     pub reconcile_interval: Duration,
     /// How long audit events are kept.
     pub event_retention: Duration,
+    /// Where the spool file goes (state changes the database will not take
+    /// yet); `None`: beside an SQLite file, or the system's temporary
+    /// directory for Postgres.
+    pub spool_dir: Option<std::path::PathBuf>,
+    /// How often an SQLite file is checked for deletion or replacement.
+    pub watch_interval: Duration,
 }
 
 impl Default for SyncConfig {
@@ -44,6 +56,8 @@ impl Default for SyncConfig {
             write_batch: 500,
             reconcile_interval: Duration::from_secs(300),
             event_retention: Duration::from_secs(30 * 24 * 3600),
+            spool_dir: None,
+            watch_interval: Duration::from_secs(1),
         }
     }
 }
@@ -154,9 +168,24 @@ async fn pause(stop: &Notify, delay: Duration) -> bool {
     }
 }
 
+/// Opens the spool for `url`; without one, pending writes stay in memory.
+fn open_spool(url: &str, config: &SyncConfig) -> Option<Spool> {
+    let path = spool_path(url, config.spool_dir.as_deref());
+    Spool::open(&path)
+        .map_err(|e| {
+            tracing::error!(
+                "devicegate cannot open its spool file {}: {e}; while the database refuses writes they wait in \
+                 memory only (set plugin_opt_spool_dir to a directory this user may write)",
+                path.display()
+            )
+        })
+        .ok()
+}
+
 async fn run(engine: Arc<Engine>, config: SyncConfig, url: String, stop: Arc<Notify>) {
+    let mut writer = Writer::new(open_spool(&url, &config));
     let mut backoff = Duration::from_millis(500);
-    let (store, mut last_change) = loop {
+    let (mut store, mut last_change) = loop {
         let attempt = async {
             let store = Store::connect(&url).await?;
             let last = reconcile(&store, &engine).await?;
@@ -166,7 +195,9 @@ async fn run(engine: Arc<Engine>, config: SyncConfig, url: String, stop: Arc<Not
             Ok(ready) => break ready,
             Err(e) => {
                 tracing::warn!("devicegate cannot load its registry, retrying in {backoff:?}: {e}");
+                writer.spill(&engine);
                 if !pause(&stop, backoff).await {
+                    writer.keep_for_next_start(&engine);
                     return;
                 }
                 backoff = (backoff * 2).min(Duration::from_secs(30));
@@ -179,54 +210,73 @@ async fn run(engine: Arc<Engine>, config: SyncConfig, url: String, stop: Arc<Not
         "devicegate registry loaded from {}",
         redact_url(&url)
     );
+    let mut file = FileWatch::new(&url);
     let mut listener = listen(&store).await;
     // Change rows this broker's own writes added: nothing to reload for them.
     let mut own_changes = std::collections::HashSet::new();
     let mut poll = tokio::time::interval(config.poll_interval);
     let mut writes = tokio::time::interval(config.write_interval);
     let mut reconcile_tick = tokio::time::interval(config.reconcile_interval);
+    let mut watch_tick = tokio::time::interval(config.watch_interval);
     let mut prune = tokio::time::interval(Duration::from_secs(3600));
     reconcile_tick.reset();
-    for timer in [&mut poll, &mut writes, &mut reconcile_tick, &mut prune] {
+    for timer in [&mut poll, &mut writes, &mut reconcile_tick, &mut watch_tick, &mut prune] {
         timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     }
     loop {
         tokio::select! {
             _ = stop.notified() => break,
             _ = writes.tick() => {
-                flush_writes(&store, &engine, config.write_batch, &mut own_changes).await;
+                writer.flush(&mut store, &engine, config.write_batch, &mut own_changes).await;
+                if writer.take_reopened() {
+                    tracing::info!("devicegate reopened {}; reloading the registry from it", redact_url(&url));
+                    match reconcile(&store, &engine).await {
+                        Ok(last) => last_change = last,
+                        Err(e) => tracing::warn!("devicegate reconciliation failed: {e}"),
+                    }
+                    listener = listen(&store).await;
+                    file.rebase();
+                }
             }
-            _ = poll.tick() => follow(&store, &engine, &mut last_change, &mut listener, &mut own_changes).await,
+            _ = poll.tick(), if !store.is_closed() => {
+                follow(&store, &engine, &mut last_change, &mut listener, &mut own_changes).await;
+            }
             notified = notification(&mut listener) => {
                 if !notified {
                     listener = None;
                 }
-                follow(&store, &engine, &mut last_change, &mut listener, &mut own_changes).await;
+                if !store.is_closed() {
+                    follow(&store, &engine, &mut last_change, &mut listener, &mut own_changes).await;
+                }
             }
-            _ = reconcile_tick.tick() => {
+            _ = watch_tick.tick() => {
+                if file.check() == FileState::Changed {
+                    writer.reopen_next();
+                }
+            }
+            _ = reconcile_tick.tick(), if !store.is_closed() => {
                 if let Err(e) = reconcile(&store, &engine).await {
                     tracing::warn!("devicegate reconciliation failed: {e}");
                 }
             }
-            _ = prune.tick() => {
+            _ = prune.tick(), if !store.is_closed() => {
                 let cutoff = now_ms().saturating_sub(config.event_retention.as_millis() as u64);
                 if let Err(e) = store.prune_events(cutoff).await {
                     tracing::warn!("devicegate cannot prune old events: {e}");
                 }
+                writer.prune(&store).await;
             }
         }
     }
     let deadline = tokio::time::sleep(Duration::from_secs(5));
     tokio::select! {
         _ = async {
-            while engine.pending_store_writes() > 0 && flush_writes(&store, &engine, config.write_batch, &mut own_changes).await {}
+            while engine.pending_store_writes() > 0
+                && writer.flush(&mut store, &engine, config.write_batch, &mut own_changes).await == writer::Flushed::All {}
         } => {}
         _ = deadline => {}
     }
-    let left = engine.pending_store_writes();
-    if left > 0 {
-        tracing::error!("devicegate stopped with {left} state changes not written: the database did not answer");
-    }
+    writer.keep_for_next_start(&engine);
     store.close().await;
 }
 
@@ -295,41 +345,6 @@ async fn apply_changes(
                 Entity::Principal(name) => engine.apply_principal_change(name, store.principal(name).await?),
             }
             *last = change.id;
-        }
-    }
-}
-
-/// Writes queued state changes; false when the database is unavailable
-/// (the writes stay queued, in order).
-async fn flush_writes(
-    store: &Store,
-    engine: &Engine,
-    batch_size: usize,
-    own_changes: &mut std::collections::HashSet<i64>,
-) -> bool {
-    loop {
-        let batch = engine.take_store_writes(batch_size);
-        let taken = batch.len();
-        if batch.is_empty() {
-            return true;
-        }
-        let (done, failure) = match store.apply_writes(batch).await {
-            Ok(done) => (done, None),
-            Err(WriteFailure { error, done, unwritten }) => (done, Some((error, unwritten))),
-        };
-        let unwritten = failure.as_ref().map_or(0, |(_, unwritten)| unwritten.len());
-        engine.store_writes_committed(taken - unwritten);
-        own_changes.extend(done.own_changes);
-        for (connection, device, kind, secret) in done.committed_issues {
-            engine.handle_issue_committed(connection, &device, kind, secret, now_ms());
-        }
-        if let Some((error, unwritten)) = failure {
-            engine.requeue_store_writes(unwritten);
-            tracing::warn!(
-                waiting = engine.pending_store_writes(),
-                "devicegate cannot write state changes, will retry: {error}"
-            );
-            return false;
         }
     }
 }

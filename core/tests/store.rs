@@ -219,7 +219,7 @@ async fn write_behind_applies_presence_activation_and_issued_secrets() {
             },
             StoreWrite::Event {
                 at_ms: 10,
-                kind: "login",
+                kind: "login".into(),
                 subject: Some("dyn&pk".into()),
                 address: None,
                 reason: None,
@@ -227,7 +227,7 @@ async fn write_behind_applies_presence_activation_and_issued_secrets() {
         ];
         let outcome = store.apply_writes(writes).await.unwrap();
         assert_eq!(outcome.committed_issues.len(), 1);
-        assert_eq!(outcome.committed_issues[0].0, ConnectionId(7));
+        assert_eq!(outcome.committed_issues[0].0, Some(ConnectionId(7)));
         let info = store.device_info("pk", "dyn").await.unwrap();
         assert!(info.online && info.pending_activation && !info.has_secret);
         assert_eq!(info.last_address.as_deref(), Some("10.1.2.3"));

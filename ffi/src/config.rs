@@ -38,6 +38,9 @@ pub(crate) struct Config {
     /// How often the whole registry is compared with the database, in seconds.
     #[serde(default)]
     reconcile_interval_secs: Option<u64>,
+    /// Where state changes wait while the database refuses writes.
+    #[serde(default)]
+    spool_dir: Option<String>,
 }
 
 impl Config {
@@ -91,6 +94,7 @@ impl Config {
         if let Some(secs) = self.reconcile_interval_secs {
             sync.reconcile_interval = Duration::from_secs(secs.max(1));
         }
+        sync.spool_dir = self.spool_dir.as_deref().filter(|d| !d.is_empty()).map(Into::into);
         sync
     }
 }

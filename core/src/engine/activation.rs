@@ -16,10 +16,12 @@ const MAX_REPLY_LEN: usize = 4096;
 
 impl Engine {
     /// The background task committed a secret issued for `connection`
-    /// (see [`super::StoreWrite::Issue`]): record it as pending and push it.
+    /// (see [`super::StoreWrite::Issue`]): record it as pending and push it
+    /// there. `None`: the write was replayed from an earlier process's
+    /// spool, whose connections are gone; the registry is updated only.
     pub fn handle_issue_committed(
         &self,
-        connection: ConnectionId,
+        connection: Option<ConnectionId>,
         device: &str,
         kind: IssueKind,
         secret: Secret,
@@ -42,6 +44,9 @@ impl Engine {
                 }
             }
         }
+        let Some(connection) = connection else {
+            return;
+        };
         let Some(mut conn) = self.connections.get_mut(&connection) else {
             return;
         };

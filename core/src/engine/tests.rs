@@ -85,7 +85,7 @@ impl World {
             } = w
             {
                 self.engine
-                    .handle_issue_committed(connection, &device, kind, secret, now);
+                    .handle_issue_committed(Some(connection), &device, kind, secret, now);
             }
         }
     }

@@ -8,6 +8,7 @@
 //! background task follows (Postgres also sends `NOTIFY devicegate_changes`).
 
 mod admin;
+mod condition;
 mod feed;
 mod rows;
 mod writes;
@@ -22,6 +23,7 @@ use sqlx::{Any, AnyPool, Connection, Executor};
 pub use admin::{
     DeviceInfo, DeviceSpec, ImportRow, PrincipalInfo, ProductInfo, ProductSpec, ProductStatus, ProductUpdate,
 };
+pub use condition::{ConditionKind, explain, process_user, sqlite_files};
 pub use feed::{Change, Entity};
 pub use writes::{WriteFailure, WriteOutcome};
 
@@ -92,6 +94,9 @@ pub enum StoreError {
     /// A value was refused before reaching the database.
     #[error("{0}")]
     Invalid(String),
+    /// The SQLite file is gone (or empty) and is not created again.
+    #[error("the SQLite database {0} is missing or empty")]
+    Missing(String),
 }
 
 impl StoreError {
@@ -99,7 +104,7 @@ impl StoreError {
     /// database busy or shutting down), as opposed to a bad request.
     pub fn is_transient(&self) -> bool {
         match self {
-            StoreError::Unreachable { .. } => true,
+            StoreError::Unreachable { .. } | StoreError::Missing(_) => true,
             StoreError::Database(e) => is_transient(e),
             _ => false,
         }
@@ -164,10 +169,29 @@ impl Store {
     /// Opens the database at `url`: creates an SQLite file if missing,
     /// applies the migrations, and checks the connection.
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        Store::open(url, true).await
+    }
+
+    /// Opens the database at `url` again, as [`Store::connect`] but never
+    /// creating an SQLite file: a broker that lost its file waits for it to
+    /// come back rather than start over on an empty one.
+    pub async fn reopen(url: &str) -> Result<Store, StoreError> {
+        Store::open(url, false).await
+    }
+
+    async fn open(url: &str, create: bool) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
         let backend = Backend::of(url).ok_or_else(|| StoreError::UnsupportedUrl(redact_url(url)))?;
         let unreachable = |cause| unreachable(url, cause);
-        if backend == Backend::Sqlite && !Any::database_exists(url).await.map_err(unreachable)? {
+        let empty = || sqlite_files(url).is_some_and(|(p, _)| std::fs::metadata(p).is_ok_and(|m| m.len() == 0));
+        if backend == Backend::Sqlite
+            && (!Any::database_exists(url).await.map_err(unreachable)? || (!create && empty()))
+        {
+            if !create {
+                return Err(StoreError::Missing(
+                    sqlite_files(url).map_or_else(|| url.to_owned(), |(p, _)| p.display().to_string()),
+                ));
+            }
             Any::create_database(url).await.map_err(unreachable)?;
         }
         let options = AnyConnectOptions::from_str(url).map_err(unreachable)?;
@@ -219,6 +243,11 @@ impl Store {
     /// Closes the pool, waiting for connections to finish.
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+
+    /// Whether [`Store::close`] was called: queries would fail at once.
+    pub fn is_closed(&self) -> bool {
+        self.pool.is_closed()
     }
 }
 

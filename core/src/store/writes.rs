@@ -1,10 +1,16 @@
 //! Write-behind: the engine's state changes (presence, activation, issued
 //! secrets, audit events), applied in batches, one transaction per batch.
 //!
-//! A batch that fails for a transient reason is handed back whole, to be
-//! retried in order. A batch the database refuses for another reason is
-//! replayed write by write, so one bad write cannot hold the rest back; a
-//! write refused on its own is logged with what it was, then dropped.
+//! A batch stopped by a condition of the database (unreachable, read-only,
+//! full, permissions, file gone, locked: see `condition.rs`) is handed
+//! back, to be retried in order. A batch the database refuses because of
+//! a row is replayed write by write, so one bad write cannot hold the rest
+//! back; only a write refused on its own for a row fault (its device was
+//! deleted) is logged with what it was, then dropped.
+//!
+//! Writes replayed from the spool carry an id; each is recorded in
+//! `applied_writes` in the same transaction and skipped if already there,
+//! so replaying twice writes once.
 
 use sha2::{Digest as _, Sha256};
 use sqlx::AnyConnection;
@@ -13,12 +19,14 @@ use super::{Store, StoreError};
 use crate::engine::{ConnectionId, IssueKind, StoreWrite};
 use crate::registry::identity_of;
 use crate::secret::Secret;
+use crate::spool::Spooled;
 
 /// What a batch achieved.
 #[derive(Debug, Default)]
 pub struct WriteOutcome {
-    /// Secrets now committed, to hand to `Engine::handle_issue_committed`.
-    pub committed_issues: Vec<(ConnectionId, String, IssueKind, Secret)>,
+    /// Secrets now committed, to hand to `Engine::handle_issue_committed`
+    /// (no connection for writes replayed from an earlier process's spool).
+    pub committed_issues: Vec<(Option<ConnectionId>, String, IssueKind, Secret)>,
     /// Writes the database refused on their own (logged).
     pub dropped: usize,
     /// Ids of the change rows these writes added: the writer already
@@ -26,8 +34,8 @@ pub struct WriteOutcome {
     pub own_changes: Vec<i64>,
 }
 
-/// A batch interrupted by a database that did not answer: what was
-/// committed before it stopped, and the writes to retry, in order.
+/// A batch interrupted by a condition of the database: what was committed
+/// before it stopped, and the writes to retry, in order.
 #[derive(Debug)]
 pub struct WriteFailure {
     /// Why the batch stopped.
@@ -65,7 +73,18 @@ pub(super) async fn record_change(
 }
 
 /// Applies one write; returns the id of the change row it added, if any.
-async fn apply_one(conn: &mut AnyConnection, write: &StoreWrite) -> Result<Option<i64>, sqlx::Error> {
+/// With an `id` (a spooled write), a write already applied is skipped.
+async fn apply_one(conn: &mut AnyConnection, write: &StoreWrite, id: Option<&str>) -> Result<Option<i64>, sqlx::Error> {
+    if let Some(id) = id {
+        let fresh = sqlx::query("INSERT INTO applied_writes (id, at) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING")
+            .bind(id)
+            .bind(to_i64(super::now_ms()))
+            .execute(&mut *conn)
+            .await?;
+        if fresh.rows_affected() == 0 {
+            return Ok(None);
+        }
+    }
     let keys = |device: &str| identity_of(device).map(|id| (id.product_key.to_owned(), id.device_key.to_owned()));
     match write {
         StoreWrite::Presence {
@@ -149,10 +168,10 @@ async fn apply_one(conn: &mut AnyConnection, write: &StoreWrite) -> Result<Optio
         } => {
             sqlx::query("INSERT INTO events (at, kind, subject, address, reason) VALUES ($1, $2, $3, $4, $5)")
                 .bind(to_i64(*at_ms))
-                .bind(*kind)
+                .bind(kind.as_ref())
                 .bind(subject.as_deref())
                 .bind(address.as_deref())
-                .bind(*reason)
+                .bind(reason.as_deref())
                 .execute(conn)
                 .await?;
         }
@@ -173,7 +192,7 @@ fn describe(write: &StoreWrite) -> String {
     }
 }
 
-fn committed(write: &StoreWrite, outcome: &mut WriteOutcome) {
+fn committed(write: &StoreWrite, own: bool, outcome: &mut WriteOutcome) {
     if let StoreWrite::Issue {
         device,
         kind,
@@ -183,71 +202,98 @@ fn committed(write: &StoreWrite, outcome: &mut WriteOutcome) {
     {
         outcome
             .committed_issues
-            .push((*connection, device.to_string(), *kind, secret.clone()));
+            .push((own.then_some(*connection), device.to_string(), *kind, secret.clone()));
     }
 }
 
+/// One write to apply: its spool id if it has one, whether this process
+/// made it (then its connection is still the one that asked), the write.
+type Item<'a> = (Option<&'a str>, bool, &'a StoreWrite);
+
+/// Where a batch stopped: the error, what was achieved before, and the
+/// index of the first write not applied.
+type Stopped = (StoreError, WriteOutcome, usize);
+
 impl Store {
-    async fn apply_batch(&self, batch: &[StoreWrite]) -> Result<Vec<i64>, StoreError> {
+    async fn apply_batch(&self, batch: &[Item<'_>]) -> Result<Vec<i64>, StoreError> {
         // Failing to get a connection at all means the database is away,
         // whatever the driver's error says: retry later.
         let mut conn = self.pool.acquire().await.map_err(|source| self.unreachable(source))?;
         let mut tx = sqlx::Connection::begin(&mut *conn).await?;
         let mut changes = Vec::new();
-        for write in batch {
-            changes.extend(apply_one(&mut tx, write).await?);
+        for (id, _, write) in batch {
+            changes.extend(apply_one(&mut tx, write, *id).await?);
         }
         tx.commit().await?;
         Ok(changes)
     }
 
-    /// Whether the database answers a trivial query right now.
-    async fn answers(&self) -> bool {
-        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
-    }
-
-    /// Applies `batch`. On a transient failure the whole batch comes back
-    /// with the error, to be retried in order.
-    pub async fn apply_writes(&self, batch: Vec<StoreWrite>) -> Result<WriteOutcome, WriteFailure> {
+    /// Applies `items` in one transaction, or write by write when a row
+    /// spoils the batch; stops at the first condition of the database.
+    async fn apply_items(&self, items: &[Item<'_>]) -> Result<WriteOutcome, Stopped> {
         let mut outcome = WriteOutcome::default();
-        match self.apply_batch(&batch).await {
+        match self.apply_batch(items).await {
             Ok(changes) => {
-                batch.iter().for_each(|w| committed(w, &mut outcome));
+                for (_, own, write) in items {
+                    committed(write, *own, &mut outcome);
+                }
                 outcome.own_changes = changes;
                 return Ok(outcome);
             }
-            Err(error) if error.is_transient() || !self.answers().await => {
-                return Err(WriteFailure {
-                    error,
-                    done: outcome,
-                    unwritten: batch,
-                });
-            }
+            Err(error) if !error.is_row_fault() => return Err((error, outcome, 0)),
             Err(_) => {}
         }
-        let mut rest = batch.into_iter();
-        while let Some(write) = rest.next() {
-            match self.apply_batch(std::slice::from_ref(&write)).await {
+        for (index, item) in items.iter().enumerate() {
+            match self.apply_batch(std::slice::from_ref(item)).await {
                 Ok(changes) => {
-                    committed(&write, &mut outcome);
+                    committed(item.2, item.1, &mut outcome);
                     outcome.own_changes.extend(changes);
                 }
-                Err(error) if error.is_transient() || !self.answers().await => {
-                    let mut unwritten = vec![write];
-                    unwritten.extend(rest);
-                    return Err(WriteFailure {
-                        error,
-                        done: outcome,
-                        unwritten,
-                    });
-                }
+                Err(error) if !error.is_row_fault() => return Err((error, outcome, index)),
                 Err(e) => {
-                    tracing::error!("dropping a state write the database refuses: {}: {e}", describe(&write));
+                    tracing::error!(
+                        "dropping a state write its row makes impossible: {}: {e}",
+                        describe(item.2)
+                    );
                     outcome.dropped += 1;
                 }
             }
         }
         Ok(outcome)
+    }
+
+    /// Applies `batch`. When a condition of the database stops it, the
+    /// writes not applied come back with the error, to be retried in order.
+    pub async fn apply_writes(&self, batch: Vec<StoreWrite>) -> Result<WriteOutcome, WriteFailure> {
+        let items: Vec<Item<'_>> = batch.iter().map(|w| (None, true, w)).collect();
+        match self.apply_items(&items).await {
+            Ok(outcome) => Ok(outcome),
+            Err((error, done, index)) => {
+                drop(items);
+                let unwritten = batch.into_iter().skip(index).collect();
+                Err(WriteFailure { error, done, unwritten })
+            }
+        }
+    }
+
+    /// Applies writes replayed from the spool, each at most once. On a
+    /// condition of the database, says how many were applied (or dropped
+    /// for their row) before it, with the error.
+    pub async fn apply_spooled(&self, batch: &[Spooled]) -> Result<WriteOutcome, (StoreError, WriteOutcome, usize)> {
+        let items: Vec<Item<'_>> = batch
+            .iter()
+            .map(|s| (Some(s.id.as_str()), s.from_this_process, &s.write))
+            .collect();
+        self.apply_items(&items).await
+    }
+
+    /// Deletes spool ids recorded before `before_ms`; returns how many.
+    pub async fn prune_applied_writes(&self, before_ms: u64) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM applied_writes WHERE at < $1")
+            .bind(to_i64(before_ms))
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
     }
 
     /// Deletes audit events older than `before_ms`; returns how many.

@@ -34,6 +34,7 @@ const KNOWN: &[&str] = &[
     "failed_logins_device_ceiling",
     "failure_window_secs",
     "stats_interval_secs",
+    "spool_dir",
 ];
 
 fn number<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, String> {
@@ -78,6 +79,10 @@ impl Options {
                 "failed_logins_device_ceiling" => engine.failed_logins_device_ceiling = number(key, value)?,
                 "failure_window_secs" => engine.failure_window_ms = number::<u64>(key, value)?.max(1) * 1000,
                 "stats_interval_secs" => stats_interval_secs = number(key, value)?,
+                "spool_dir" => {
+                    sync.spool_dir =
+                        Some(value.trim().into()).filter(|d: &std::path::PathBuf| !d.as_os_str().is_empty())
+                }
                 _ => {
                     return Err(format!("unknown option plugin_opt_{key} (known: {})", KNOWN.join(", ")));
                 }

@@ -8,11 +8,37 @@ mod support;
 use std::time::Duration;
 
 use devicegate_test_support as db;
-use devicegate_test_support::mqtt::{connect, seed};
+use devicegate_test_support::mqtt::{answer_activation, connect, seed};
 use devicegate_test_support::raw::{connack_from, connect_packet, login_packet};
 use devicegate_test_support::{cli, sign};
 use rumqttc::ConnectReturnCode;
-use support::{Broker, plugin_path};
+use support::{Broker, hand_over, plugin_path, unsafe_is_root};
+
+fn device_show(url: &str, dk: &str) -> serde_json::Value {
+    cli(url, &["device", "show", "Ab3dEf9h", dk])
+}
+
+fn chmod(path: &std::path::Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// A broker on `url` running as user `mosquitto` (when the tests run as
+/// root: root would write a read-only file anyway).
+fn broker_as_mosquitto(url: &str) -> Broker {
+    let port = support::free_port();
+    let broker = Broker::spawn_config_as(
+        &format!(
+            "per_listener_settings false\nlistener {port} 127.0.0.1\nallow_anonymous false\n\
+             plugin {}\nplugin_opt_database_url {url}\nplugin_opt_refresh_interval_ms 100\n\
+             plugin_opt_log_level debug\n",
+            plugin_path().display()
+        ),
+        "mosquitto",
+    );
+    broker.wait_for_log("registry loaded", Duration::from_secs(15));
+    broker
+}
 
 /// Whether the connection stays open (no error, no close) for `period`.
 async fn stays_open(events: &mut rumqttc::EventLoop, period: Duration) -> bool {
@@ -160,4 +186,77 @@ async fn per_listener_settings_true_is_refused_with_one_clear_line() {
         .collect();
     assert_eq!(lines.len(), 1, "{log}");
     assert!(lines[0].contains("Set `per_listener_settings false`"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_sqlite_file_keeps_state_changes_until_it_is_writable() {
+    let db = db::sqlite();
+    seed(&db.url);
+    let path = std::path::PathBuf::from(db.url.strip_prefix("sqlite://").unwrap());
+    let dir = path.parent().unwrap().to_owned();
+    if unsafe_is_root() {
+        hand_over(&dir, "mosquitto");
+    }
+    chmod(&dir, 0o755);
+    chmod(&path, 0o444);
+    let broker = broker_as_mosquitto(&db.url);
+    let good = sign("Ab3dEf9h", "dev_0001", "S3cretDevice0001", &[]);
+    let (_device, _device_events) = connect(broker.port, &good).await.expect("login served from memory");
+    let activation = sign("Ab3dEf9h", "dev_0002", "ProdSecretXYZ123", &["--secure-mode", "3"]);
+    let (client, mut events) = connect(broker.port, &activation).await.expect("activation login accepted");
+    broker.wait_for_log("cannot write state changes", Duration::from_secs(5));
+    let log = broker.log();
+    let user = if unsafe_is_root() { "mosquitto".to_owned() } else { devicegate::store::process_user() };
+    assert!(
+        log.contains(&format!("{} not writable by user {user}; fix: chown {user}", path.display())),
+        "the log names the file, the user and the fix:\n{log}"
+    );
+    assert!(!log.contains("dropping a state write"), "{log}");
+    assert!(device_show(&db.url, "dev_0001")["activated_at"].is_null());
+    // The file becomes writable: no restart, everything is written, and
+    // only now is the device's new secret pushed.
+    chmod(&path, 0o644);
+    let secret = answer_activation(&client, &mut events, Duration::from_secs(20)).await;
+    let start = std::time::Instant::now();
+    loop {
+        let one = device_show(&db.url, "dev_0001");
+        let two = device_show(&db.url, "dev_0002");
+        if one["online"] == true && !one["activated_at"].is_null() && !two["activated_at"].is_null() {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "{one} {two}\n{}", broker.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    broker.wait_for_log("devicegate writes state changes again", Duration::from_secs(5));
+    drop(client);
+    let (_again, _) = connect(broker.port, &sign("Ab3dEf9h", "dev_0002", &secret, &[]))
+        .await
+        .expect("login with the secret delivered after the outage");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_database_is_noticed_and_a_restored_one_reloaded() {
+    let db = db::sqlite();
+    seed(&db.url);
+    let path = db.url.strip_prefix("sqlite://").unwrap().to_owned();
+    // The backup an operator restores later, with dev_0001 disabled in it.
+    let backup_url = format!("sqlite://{path}.backup");
+    seed(&backup_url);
+    cli(&backup_url, &["device", "disable", "Ab3dEf9h", "dev_0001"]);
+    let broker = Broker::start(&db.url);
+    let good = sign("Ab3dEf9h", "dev_0001", "S3cretDevice0001", &[]);
+    let (_client, mut events) = connect(broker.port, &good).await.expect("accepted");
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{path}{suffix}"));
+    }
+    broker.wait_for_log("was deleted or emptied", Duration::from_secs(5));
+    assert!(!std::path::Path::new(&path).exists(), "no empty database in its place");
+    std::fs::rename(format!("{path}.backup"), &path).unwrap();
+    broker.wait_for_log("reloading the registry from it", Duration::from_secs(5));
+    assert!(
+        !stays_open(&mut events, Duration::from_secs(5)).await,
+        "the device disabled in the restored file is thrown off:\n{}",
+        broker.log()
+    );
+    assert_eq!(connect(broker.port, &good).await.err(), Some(ConnectReturnCode::NotAuthorized));
 }

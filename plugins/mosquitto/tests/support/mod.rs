@@ -71,10 +71,22 @@ impl Broker {
     /// file is open (a failed plugin init), mosquitto logs to the console,
     /// which [`Broker::log`] reads too.
     pub fn spawn_config(config: &str) -> Broker {
+        Broker::spawn_config_as(config, if unsafe_is_root() { "root" } else { "" })
+    }
+
+    /// [`Broker::spawn_config`], with mosquitto dropping to `user` when the
+    /// tests run as root ("": the tests' own user). The broker's directory
+    /// is handed to that user, so it can write its log there.
+    pub fn spawn_config_as(config: &str, user: &str) -> Broker {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("mosquitto.log");
         let conf = dir.path().join("mosquitto.conf");
-        let user = if unsafe_is_root() { "user root\n" } else { "" };
+        let user = if unsafe_is_root() && !user.is_empty() {
+            hand_over(dir.path(), user);
+            format!("user {user}\n")
+        } else {
+            String::new()
+        };
         std::fs::write(
             &conf,
             format!(
@@ -155,6 +167,19 @@ impl Drop for Broker {
         }
         let _ = self.child.kill();
     }
+}
+
+/// Makes `user` the owner of `path` and everything in it (tests run as root).
+pub fn hand_over(path: &Path, user: &str) {
+    let status = Command::new("chown")
+        .args(["-R", &format!("{user}:"), &path.display().to_string()])
+        .status()
+        .expect("chown runs");
+    assert!(
+        status.success(),
+        "cannot hand {} to user {user}: does the user exist? (`apt-get install mosquitto` creates `mosquitto`)",
+        path.display()
+    );
 }
 
 /// Whether the tests run as root (then the broker keeps root instead of

@@ -1,0 +1,278 @@
+//! Nothing lost: state changes survive a database that refuses writes for
+//! its own reasons (a read-only Postgres, an SQLite file deleted or
+//! replaced under the broker) and a broker restart in the middle, and a
+//! replayed spool writes each change once. Real Postgres, real SQLite files.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use devicegate::credentials::Dialect;
+use devicegate::engine::{ConnectDecision, ConnectRequest, ConnectionId, Effect, EngineConfig, Hooks, StoreWrite};
+use devicegate::spool::Spool;
+use devicegate::store::{DeviceSpec, ProductSpec, Store, now_ms};
+use devicegate::sync::{Authenticator, SyncConfig};
+use devicegate_test_support as common;
+use sqlx::Connection;
+
+const E3_ID: &str = "dev_0001|securemode=2,signmethod=hmacsha256,timestamp=1795320550912.803|";
+const E3_PW: &str = "ae6a61853dddd9fd18ae77965aa1547ac13ca12c3e5c32769c2a4f69512ee9ec";
+const E9_ID: &str = "dev_0002|securemode=3,signmethod=hmacsha256,timestamp=1795320550912.803|";
+const E9_PW: &str = "4f4edbc363554b3d3f96bc4466c7356e6ee142bda4d65d1b10e6e139228acde8";
+
+fn sync_config(spool_dir: &Path) -> SyncConfig {
+    SyncConfig {
+        poll_interval: Duration::from_millis(100),
+        spool_dir: Some(spool_dir.to_owned()),
+        watch_interval: Duration::from_millis(200),
+        ..SyncConfig::default()
+    }
+}
+
+async fn seed(url: &str) -> Store {
+    let store = Store::connect(url).await.unwrap();
+    let mut spec = ProductSpec::new("Ab3dEf9h", Dialect::Enos);
+    spec.secret = Some("ProdSecretXYZ123".into());
+    spec.dynamic_activation = true;
+    store.create_product(spec).await.unwrap();
+    let secret = DeviceSpec {
+        secret: Some("S3cretDevice0001".into()),
+        ..DeviceSpec::default()
+    };
+    store.create_device("Ab3dEf9h", "dev_0001", secret).await.unwrap();
+    let waiting = DeviceSpec {
+        no_secret: true,
+        ..DeviceSpec::default()
+    };
+    store.create_device("Ab3dEf9h", "dev_0002", waiting).await.unwrap();
+    store
+}
+
+fn connect(auth: &Authenticator, conn: u64, client_id: &str, username: &str, password: &str) -> ConnectDecision {
+    let request = ConnectRequest {
+        client_id: client_id.as_bytes(),
+        username: Some(username.as_bytes()),
+        password: Some(password.as_bytes()),
+        address: Some("127.0.0.1"),
+    };
+    auth.handle_connect(ConnectionId(conn), &request, now_ms())
+}
+
+async fn within(what: &str, limit: Duration, mut check: impl AsyncFnMut() -> bool) {
+    let start = Instant::now();
+    while !check().await {
+        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Switches `default_transaction_read_only` for the test database and
+/// drops its connections, so that new ones get the setting (as after a
+/// failover to a standby).
+async fn set_read_only(db_url: &str, on: bool) {
+    let name = db_url.rsplit('/').next().unwrap();
+    let mut admin = sqlx::PgConnection::connect(&common::postgres_admin_url()).await.unwrap();
+    sqlx::query(&format!(
+        "ALTER DATABASE {name} SET default_transaction_read_only = {}",
+        if on { "on" } else { "off" }
+    ))
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    sqlx::query(&format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+    ))
+    .execute(&mut admin)
+    .await
+    .unwrap();
+}
+
+/// How many audit events of `kind` the database holds.
+async fn events(url: &str, kind: &str) -> i64 {
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(url).await.unwrap();
+    let row = sqlx::query("SELECT COUNT(*) AS n FROM events WHERE kind = $1")
+        .bind(kind)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    sqlx::Row::get::<i64, _>(&row, "n")
+}
+
+fn spool_lines(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.path().extension().is_some_and(|x| x == "spool"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default().lines().count())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_postgres_keeps_writes_and_the_secret_until_it_takes_them() {
+    let db = common::postgres().await;
+    let store = seed(&db.url).await;
+    let spool = tempfile::tempdir().unwrap();
+    let auth = Authenticator::start(EngineConfig::default(), sync_config(spool.path()), &db.url).unwrap();
+    within("registry loaded", Duration::from_secs(10), async || auth.is_ready()).await;
+    set_read_only(&db.url, true).await;
+    // A static login and a dynamic activation while the database is a
+    // read-only standby: served from memory, their writes kept.
+    assert_eq!(connect(&auth, 1, E3_ID, "dev_0001&Ab3dEf9h", E3_PW), ConnectDecision::Accept);
+    assert_eq!(connect(&auth, 2, E9_ID, "dev_0002&Ab3dEf9h", E9_PW), ConnectDecision::Accept);
+    within("writes reach the spool file", Duration::from_secs(10), async || {
+        spool_lines(spool.path()) >= 3
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(auth.engine().pending_store_writes() >= 3);
+    assert!(
+        std::iter::from_fn(|| auth.poll_effect()).all(|e| !matches!(e, Effect::Publish { .. })),
+        "no secret is pushed before it is durable"
+    );
+    let info = store.device_info("Ab3dEf9h", "dev_0001").await.unwrap();
+    assert!(!info.online && info.activated_at.is_none(), "nothing reached the database yet");
+    // The primary is back: everything is written, and the secret pushed.
+    set_read_only(&db.url, false).await;
+    let mut pushed = false;
+    within("the activation secret is pushed", Duration::from_secs(40), async || {
+        pushed |= std::iter::from_fn(|| auth.poll_effect()).any(|e| {
+            matches!(e, Effect::Publish { connection, ref topic, .. }
+                if connection == ConnectionId(2) && topic.ends_with("thing/activate/info"))
+        });
+        pushed
+    })
+    .await;
+    within("the queue drains", Duration::from_secs(10), async || {
+        auth.engine().pending_store_writes() == 0
+    })
+    .await;
+    let store = Store::connect(&db.url).await.unwrap();
+    let info = store.device_info("Ab3dEf9h", "dev_0001").await.unwrap();
+    assert!(info.online && info.activated_at.is_some());
+    assert!(store.device_info("Ab3dEf9h", "dev_0002").await.unwrap().pending_activation);
+    assert_eq!(events(&db.url, "login").await, 2);
+    assert_eq!(spool_lines(spool.path()), 0, "the spool is emptied");
+    auth.shutdown();
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_while_the_database_refuses_writes_loses_nothing() {
+    let db = common::postgres().await;
+    let store = seed(&db.url).await;
+    let spool = tempfile::tempdir().unwrap();
+    let auth = Authenticator::start(EngineConfig::default(), sync_config(spool.path()), &db.url).unwrap();
+    within("registry loaded", Duration::from_secs(10), async || auth.is_ready()).await;
+    set_read_only(&db.url, true).await;
+    assert_eq!(connect(&auth, 1, E3_ID, "dev_0001&Ab3dEf9h", E3_PW), ConnectDecision::Accept);
+    auth.handle_disconnect(ConnectionId(1), now_ms());
+    auth.shutdown();
+    assert!(spool_lines(spool.path()) >= 4, "login, activation and presence wait in the spool");
+    set_read_only(&db.url, false).await;
+    // The next start replays them.
+    let auth = Authenticator::start(EngineConfig::default(), sync_config(spool.path()), &db.url).unwrap();
+    within("the spool is replayed", Duration::from_secs(15), async || {
+        store
+            .device_info("Ab3dEf9h", "dev_0001")
+            .await
+            .is_ok_and(|i| i.activated_at.is_some() && i.last_seen_at.is_some() && !i.online)
+            && spool_lines(spool.path()) == 0
+    })
+    .await;
+    assert_eq!(events(&db.url, "login").await, 1);
+    auth.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_spool_writes_each_change_once() {
+    for db in common::both().await {
+        let store = seed(&db.url).await;
+        let dir = tempfile::tempdir().unwrap();
+        let mut spool = Spool::open(&dir.path().join("x.spool")).unwrap();
+        let event = StoreWrite::Event {
+            at_ms: now_ms(),
+            kind: "login".into(),
+            subject: Some("dev_0001&Ab3dEf9h".into()),
+            address: None,
+            reason: None,
+        };
+        spool.append(&[event.clone(), event]).unwrap();
+        let batch = spool.read(10).unwrap();
+        // Applied, then applied again as after a crash before the cursor moved.
+        store.apply_spooled(&batch).await.unwrap();
+        store.apply_spooled(&batch).await.unwrap();
+        assert_eq!(events(&db.url, "login").await, 2, "{}", db.url);
+        store.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_then_replaced_sqlite_file_is_noticed_and_reloaded() {
+    let db = common::sqlite();
+    let path = db.url.strip_prefix("sqlite://").unwrap().to_owned();
+    seed(&db.url).await.close().await;
+    let spool = tempfile::tempdir().unwrap();
+    let auth = Authenticator::start(EngineConfig::default(), sync_config(spool.path()), &db.url).unwrap();
+    within("registry loaded", Duration::from_secs(10), async || auth.is_ready()).await;
+    // A backup the operator will restore: the same fleet, dev_0001 disabled.
+    let backup = format!("{path}.restored");
+    let restored = seed(&format!("sqlite://{backup}")).await;
+    restored.set_device_enabled("Ab3dEf9h", "dev_0001", false).await.unwrap();
+    restored.close().await;
+    // The file is deleted under the broker: logins go on from memory,
+    // state changes wait instead of going into the deleted inode.
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{path}{suffix}"));
+    }
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(connect(&auth, 1, E3_ID, "dev_0001&Ab3dEf9h", E3_PW), ConnectDecision::Accept);
+    within("the login's writes are kept", Duration::from_secs(5), async || {
+        spool_lines(spool.path()) >= 2
+    })
+    .await;
+    assert!(!Path::new(&path).exists(), "no empty database is created in its place");
+    // The backup is restored: reopened, reloaded, and the disabled device thrown off.
+    std::fs::rename(&backup, &path).unwrap();
+    let mut kicked = false;
+    within("the disabled device is kicked", Duration::from_secs(10), async || {
+        kicked |= std::iter::from_fn(|| auth.poll_effect())
+            .any(|e| matches!(e, Effect::Kick { connection, .. } if connection == ConnectionId(1)));
+        kicked
+    })
+    .await;
+    assert!(matches!(
+        connect(&auth, 2, E3_ID, "dev_0001&Ab3dEf9h", E3_PW),
+        ConnectDecision::Refuse(_)
+    ));
+    within("the kept writes reach the restored file", Duration::from_secs(10), async || {
+        spool_lines(spool.path()) == 0 && auth.engine().pending_store_writes() == 0
+    })
+    .await;
+    assert!(events(&db.url, "login").await >= 1);
+    auth.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sqlite_file_replaced_in_place_is_reloaded() {
+    let db = common::sqlite();
+    let path = db.url.strip_prefix("sqlite://").unwrap().to_owned();
+    seed(&db.url).await.close().await;
+    let spool = tempfile::tempdir().unwrap();
+    let auth = Authenticator::start(EngineConfig::default(), sync_config(spool.path()), &db.url).unwrap();
+    within("registry loaded", Duration::from_secs(10), async || auth.is_ready()).await;
+    assert_eq!(connect(&auth, 1, E3_ID, "dev_0001&Ab3dEf9h", E3_PW), ConnectDecision::Accept);
+    let next = format!("{path}.next");
+    let restored = seed(&format!("sqlite://{next}")).await;
+    restored.set_device_enabled("Ab3dEf9h", "dev_0001", false).await.unwrap();
+    restored.close().await;
+    // `mv` over the live file: the path never disappears, its inode changes.
+    std::fs::rename(&next, &path).unwrap();
+    let mut kicked = false;
+    within("the device disabled in the new file is kicked", Duration::from_secs(5), async || {
+        kicked |= std::iter::from_fn(|| auth.poll_effect())
+            .any(|e| matches!(e, Effect::Kick { connection, .. } if connection == ConnectionId(1)));
+        kicked
+    })
+    .await;
+    auth.shutdown();
+}
