@@ -251,7 +251,7 @@ async fn run(engine: Arc<Engine>, config: SyncConfig, url: String, stop: Arc<Not
             }
             _ = watch_tick.tick() => {
                 if file.check() == FileState::Changed {
-                    writer.reopen_next();
+                    writer.reopen_next(file.companions());
                 }
             }
             _ = reconcile_tick.tick(), if !store.is_closed() => {

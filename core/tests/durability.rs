@@ -19,7 +19,10 @@ const E3_PW: &str = "ae6a61853dddd9fd18ae77965aa1547ac13ca12c3e5c32769c2a4f69512
 const E9_ID: &str = "dev_0002|securemode=3,signmethod=hmacsha256,timestamp=1795320550912.803|";
 const E9_PW: &str = "4f4edbc363554b3d3f96bc4466c7356e6ee142bda4d65d1b10e6e139228acde8";
 
+/// Timings for tests, with the spool in `spool_dir`; installs a subscriber
+/// so the background task's log lines show when a test fails.
 fn sync_config(spool_dir: &Path) -> SyncConfig {
+    let _ = tracing_subscriber::fmt().with_test_writer().try_init();
     SyncConfig {
         poll_interval: Duration::from_millis(100),
         spool_dir: Some(spool_dir.to_owned()),
@@ -70,7 +73,9 @@ async fn within(what: &str, limit: Duration, mut check: impl AsyncFnMut() -> boo
 /// failover to a standby).
 async fn set_read_only(db_url: &str, on: bool) {
     let name = db_url.rsplit('/').next().unwrap();
-    let mut admin = sqlx::PgConnection::connect(&common::postgres_admin_url()).await.unwrap();
+    let mut admin = sqlx::PgConnection::connect(&common::postgres_admin_url())
+        .await
+        .unwrap();
     sqlx::query(&format!(
         "ALTER DATABASE {name} SET default_transaction_read_only = {}",
         if on { "on" } else { "off" }
@@ -117,8 +122,14 @@ async fn a_read_only_postgres_keeps_writes_and_the_secret_until_it_takes_them() 
     set_read_only(&db.url, true).await;
     // A static login and a dynamic activation while the database is a
     // read-only standby: served from memory, their writes kept.
-    assert_eq!(connect(&auth, 1, E3_ID, "dev_0001&Ab3dEf9h", E3_PW), ConnectDecision::Accept);
-    assert_eq!(connect(&auth, 2, E9_ID, "dev_0002&Ab3dEf9h", E9_PW), ConnectDecision::Accept);
+    assert_eq!(
+        connect(&auth, 1, E3_ID, "dev_0001&Ab3dEf9h", E3_PW),
+        ConnectDecision::Accept
+    );
+    assert_eq!(
+        connect(&auth, 2, E9_ID, "dev_0002&Ab3dEf9h", E9_PW),
+        ConnectDecision::Accept
+    );
     within("writes reach the spool file", Duration::from_secs(10), async || {
         spool_lines(spool.path()) >= 3
     })
@@ -130,7 +141,10 @@ async fn a_read_only_postgres_keeps_writes_and_the_secret_until_it_takes_them() 
         "no secret is pushed before it is durable"
     );
     let info = store.device_info("Ab3dEf9h", "dev_0001").await.unwrap();
-    assert!(!info.online && info.activated_at.is_none(), "nothing reached the database yet");
+    assert!(
+        !info.online && info.activated_at.is_none(),
+        "nothing reached the database yet"
+    );
     // The primary is back: everything is written, and the secret pushed.
     set_read_only(&db.url, false).await;
     let mut pushed = false;
@@ -149,7 +163,13 @@ async fn a_read_only_postgres_keeps_writes_and_the_secret_until_it_takes_them() 
     let store = Store::connect(&db.url).await.unwrap();
     let info = store.device_info("Ab3dEf9h", "dev_0001").await.unwrap();
     assert!(info.online && info.activated_at.is_some());
-    assert!(store.device_info("Ab3dEf9h", "dev_0002").await.unwrap().pending_activation);
+    assert!(
+        store
+            .device_info("Ab3dEf9h", "dev_0002")
+            .await
+            .unwrap()
+            .pending_activation
+    );
     assert_eq!(events(&db.url, "login").await, 2);
     assert_eq!(spool_lines(spool.path()), 0, "the spool is emptied");
     auth.shutdown();
@@ -164,10 +184,16 @@ async fn a_restart_while_the_database_refuses_writes_loses_nothing() {
     let auth = Authenticator::start(EngineConfig::default(), sync_config(spool.path()), &db.url).unwrap();
     within("registry loaded", Duration::from_secs(10), async || auth.is_ready()).await;
     set_read_only(&db.url, true).await;
-    assert_eq!(connect(&auth, 1, E3_ID, "dev_0001&Ab3dEf9h", E3_PW), ConnectDecision::Accept);
+    assert_eq!(
+        connect(&auth, 1, E3_ID, "dev_0001&Ab3dEf9h", E3_PW),
+        ConnectDecision::Accept
+    );
     auth.handle_disconnect(ConnectionId(1), now_ms());
     auth.shutdown();
-    assert!(spool_lines(spool.path()) >= 4, "login, activation and presence wait in the spool");
+    assert!(
+        spool_lines(spool.path()) >= 4,
+        "login, activation and presence wait in the spool"
+    );
     set_read_only(&db.url, false).await;
     // The next start replays them.
     let auth = Authenticator::start(EngineConfig::default(), sync_config(spool.path()), &db.url).unwrap();
@@ -217,7 +243,10 @@ async fn a_deleted_then_replaced_sqlite_file_is_noticed_and_reloaded() {
     // A backup the operator will restore: the same fleet, dev_0001 disabled.
     let backup = format!("{path}.restored");
     let restored = seed(&format!("sqlite://{backup}")).await;
-    restored.set_device_enabled("Ab3dEf9h", "dev_0001", false).await.unwrap();
+    restored
+        .set_device_enabled("Ab3dEf9h", "dev_0001", false)
+        .await
+        .unwrap();
     restored.close().await;
     // The file is deleted under the broker: logins go on from memory,
     // state changes wait instead of going into the deleted inode.
@@ -225,7 +254,10 @@ async fn a_deleted_then_replaced_sqlite_file_is_noticed_and_reloaded() {
         let _ = std::fs::remove_file(format!("{path}{suffix}"));
     }
     tokio::time::sleep(Duration::from_millis(600)).await;
-    assert_eq!(connect(&auth, 1, E3_ID, "dev_0001&Ab3dEf9h", E3_PW), ConnectDecision::Accept);
+    assert_eq!(
+        connect(&auth, 1, E3_ID, "dev_0001&Ab3dEf9h", E3_PW),
+        ConnectDecision::Accept
+    );
     within("the login's writes are kept", Duration::from_secs(5), async || {
         spool_lines(spool.path()) >= 2
     })
@@ -244,9 +276,11 @@ async fn a_deleted_then_replaced_sqlite_file_is_noticed_and_reloaded() {
         connect(&auth, 2, E3_ID, "dev_0001&Ab3dEf9h", E3_PW),
         ConnectDecision::Refuse(_)
     ));
-    within("the kept writes reach the restored file", Duration::from_secs(10), async || {
-        spool_lines(spool.path()) == 0 && auth.engine().pending_store_writes() == 0
-    })
+    within(
+        "the kept writes reach the restored file",
+        Duration::from_secs(10),
+        async || spool_lines(spool.path()) == 0 && auth.engine().pending_store_writes() == 0,
+    )
     .await;
     assert!(events(&db.url, "login").await >= 1);
     auth.shutdown();
@@ -260,19 +294,29 @@ async fn an_sqlite_file_replaced_in_place_is_reloaded() {
     let spool = tempfile::tempdir().unwrap();
     let auth = Authenticator::start(EngineConfig::default(), sync_config(spool.path()), &db.url).unwrap();
     within("registry loaded", Duration::from_secs(10), async || auth.is_ready()).await;
-    assert_eq!(connect(&auth, 1, E3_ID, "dev_0001&Ab3dEf9h", E3_PW), ConnectDecision::Accept);
+    assert_eq!(
+        connect(&auth, 1, E3_ID, "dev_0001&Ab3dEf9h", E3_PW),
+        ConnectDecision::Accept
+    );
     let next = format!("{path}.next");
     let restored = seed(&format!("sqlite://{next}")).await;
-    restored.set_device_enabled("Ab3dEf9h", "dev_0001", false).await.unwrap();
+    restored
+        .set_device_enabled("Ab3dEf9h", "dev_0001", false)
+        .await
+        .unwrap();
     restored.close().await;
     // `mv` over the live file: the path never disappears, its inode changes.
     std::fs::rename(&next, &path).unwrap();
     let mut kicked = false;
-    within("the device disabled in the new file is kicked", Duration::from_secs(5), async || {
-        kicked |= std::iter::from_fn(|| auth.poll_effect())
-            .any(|e| matches!(e, Effect::Kick { connection, .. } if connection == ConnectionId(1)));
-        kicked
-    })
+    within(
+        "the device disabled in the new file is kicked",
+        Duration::from_secs(5),
+        async || {
+            kicked |= std::iter::from_fn(|| auth.poll_effect())
+                .any(|e| matches!(e, Effect::Kick { connection, .. } if connection == ConnectionId(1)));
+            kicked
+        },
+    )
     .await;
     auth.shutdown();
 }

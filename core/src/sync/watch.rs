@@ -20,12 +20,19 @@ pub(super) enum FileState {
 }
 
 /// The identity of a file: device, inode.
-type FileId = (u64, u64);
+pub(super) type FileId = (u64, u64);
+
+fn file_id(path: &std::path::Path) -> Option<FileId> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.dev(), meta.ino()))
+}
 
 /// The watched file and what was last seen of it.
 #[derive(Debug)]
 pub(super) struct FileWatch {
     path: Option<PathBuf>,
+    /// Its `-wal` and `-shm`.
+    companions: Vec<PathBuf>,
     opened: Option<FileId>,
     /// Reported missing or empty, and not back yet (one log line per loss).
     lost: bool,
@@ -35,8 +42,12 @@ impl FileWatch {
     /// Watches the SQLite file of `url` (nothing for other databases), as
     /// it is now.
     pub(super) fn new(url: &str) -> FileWatch {
+        let files = sqlite_files(url);
         let mut watch = FileWatch {
-            path: sqlite_files(url).map(|(path, _)| path),
+            companions: files
+                .as_ref()
+                .map_or_else(Vec::new, |(_, [wal, shm, _])| vec![wal.clone(), shm.clone()]),
+            path: files.map(|(path, _)| path),
             opened: None,
             lost: false,
         };
@@ -45,14 +56,25 @@ impl FileWatch {
     }
 
     fn current(&self) -> Option<(FileId, u64)> {
-        let meta = std::fs::metadata(self.path.as_ref()?).ok()?;
-        Some(((meta.dev(), meta.ino()), meta.len()))
+        let path = self.path.as_ref()?;
+        Some((file_id(path)?, std::fs::metadata(path).ok()?.len()))
     }
 
     /// The database was (re)opened: the file now at the path is the one in use.
     pub(super) fn rebase(&mut self) {
         self.opened = self.current().map(|(id, _)| id);
         self.lost = false;
+    }
+
+    /// The `-wal` and `-shm` files there now, when the database file has
+    /// just been found deleted or replaced: they belong to the old file (a
+    /// file moved in brings none along), and must not be read as the new
+    /// file's own.
+    pub(super) fn companions(&self) -> Vec<(PathBuf, FileId)> {
+        self.companions
+            .iter()
+            .filter_map(|p| Some((p.clone(), file_id(p)?)))
+            .collect()
     }
 
     /// Compares the path with the file in use, logging what changed.

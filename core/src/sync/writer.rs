@@ -11,7 +11,11 @@
 //! after failover: old connections would keep failing), replays the spool,
 //! and then the direct path resumes.
 
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
+
+use super::watch::FileId;
 
 use crate::engine::{Engine, StoreWrite};
 use crate::spool::Spool;
@@ -41,6 +45,9 @@ pub(super) struct Writer {
     reopen: bool,
     /// The database was reopened: the registry must be reconciled with it.
     reopened: bool,
+    /// The `-wal` and `-shm` of an SQLite file that was replaced or
+    /// deleted, to move aside if still there once the old pool is closed.
+    stale: Vec<(PathBuf, FileId)>,
     events_dropped: u64,
 }
 
@@ -70,6 +77,7 @@ impl Writer {
             outage: None,
             reopen: false,
             reopened: false,
+            stale: Vec::new(),
             events_dropped: 0,
         }
     }
@@ -81,9 +89,11 @@ impl Writer {
     }
 
     /// Asks for the database to be reopened before the next attempt (its
-    /// SQLite file was replaced).
-    pub(super) fn reopen_next(&mut self) {
+    /// SQLite file was deleted or replaced; `stale`: the old file's `-wal`
+    /// and `-shm`).
+    pub(super) fn reopen_next(&mut self, stale: Vec<(PathBuf, FileId)>) {
         self.reopen = true;
+        self.stale.extend(stale);
         let now = Instant::now();
         let outage = self.outage.get_or_insert(Outage {
             since: now,
@@ -115,10 +125,11 @@ impl Writer {
                 return Flushed::Waiting;
             }
             if self.reopen {
-                if let Err(error) = reopen(store).await {
+                if let Err(error) = reopen(store, &self.stale).await {
                     self.failed(store, engine, &error);
                     return Flushed::Waiting;
                 }
+                self.stale.clear();
                 self.reopened = true;
             }
             self.reopen = false;
@@ -304,10 +315,27 @@ fn report(engine: &Engine, done: WriteOutcome, own_changes: &mut std::collection
 
 /// Closes the pool and opens the database again (never creating an SQLite
 /// file that has gone). The old pool closes first: an SQLite file replaced
-/// under it shares its `-wal` name with the new one, and the last close
-/// checkpoints into the old file and removes that `-wal`.
-async fn reopen(store: &mut Store) -> Result<(), StoreError> {
+/// under it shares its `-wal` name with the new one. Whatever of the old
+/// file's `-wal` and `-shm` is still there then (SQLite keeps them when
+/// its file was moved) is moved aside, never deleted: read as the new
+/// file's own, the old pages would overwrite the restored ones.
+async fn reopen(store: &mut Store, stale: &[(PathBuf, FileId)]) -> Result<(), StoreError> {
     store.close().await;
+    for (path, id) in stale {
+        let still = std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()));
+        if still == Some(*id) {
+            let mut aside = path.as_os_str().to_owned();
+            aside.push(format!(".stale-{}", now_ms()));
+            match std::fs::rename(path, &aside) {
+                Ok(()) => tracing::warn!(
+                    "moved {} of the replaced database aside to {}",
+                    path.display(),
+                    std::path::Path::new(&aside).display()
+                ),
+                Err(e) => tracing::error!("cannot move {} of the replaced database aside: {e}", path.display()),
+            }
+        }
+    }
     *store = Store::reopen(store.url()).await?;
     Ok(())
 }

@@ -203,12 +203,21 @@ async fn a_read_only_sqlite_file_keeps_state_changes_until_it_is_writable() {
     let good = sign("Ab3dEf9h", "dev_0001", "S3cretDevice0001", &[]);
     let (_device, _device_events) = connect(broker.port, &good).await.expect("login served from memory");
     let activation = sign("Ab3dEf9h", "dev_0002", "ProdSecretXYZ123", &["--secure-mode", "3"]);
-    let (client, mut events) = connect(broker.port, &activation).await.expect("activation login accepted");
+    let (client, mut events) = connect(broker.port, &activation)
+        .await
+        .expect("activation login accepted");
     broker.wait_for_log("cannot write state changes", Duration::from_secs(5));
     let log = broker.log();
-    let user = if unsafe_is_root() { "mosquitto".to_owned() } else { devicegate::store::process_user() };
+    let user = if unsafe_is_root() {
+        "mosquitto".to_owned()
+    } else {
+        devicegate::store::process_user()
+    };
     assert!(
-        log.contains(&format!("{} not writable by user {user}; fix: chown {user}", path.display())),
+        log.contains(&format!(
+            "{} not writable by user {user}; fix: chown {user}",
+            path.display()
+        )),
         "the log names the file, the user and the fix:\n{log}"
     );
     assert!(!log.contains("dropping a state write"), "{log}");
@@ -224,7 +233,11 @@ async fn a_read_only_sqlite_file_keeps_state_changes_until_it_is_writable() {
         if one["online"] == true && !one["activated_at"].is_null() && !two["activated_at"].is_null() {
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(10), "{one} {two}\n{}", broker.log());
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{one} {two}\n{}",
+            broker.log()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     broker.wait_for_log("devicegate writes state changes again", Duration::from_secs(5));
@@ -258,5 +271,8 @@ async fn a_deleted_database_is_noticed_and_a_restored_one_reloaded() {
         "the device disabled in the restored file is thrown off:\n{}",
         broker.log()
     );
-    assert_eq!(connect(broker.port, &good).await.err(), Some(ConnectReturnCode::NotAuthorized));
+    assert_eq!(
+        connect(broker.port, &good).await.err(),
+        Some(ConnectReturnCode::NotAuthorized)
+    );
 }
