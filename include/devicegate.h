@@ -241,7 +241,8 @@ uint32_t dg_abi_version(void);
  keys: `log_level` (error, warn, info, debug; to stderr),
  `failed_logins_per_device`, `failed_logins_per_address`,
  `failed_logins_device_ceiling`,
- `failure_window_secs`, `refresh_interval_ms`, `reconcile_interval_secs`.
+ `failure_window_secs`, `refresh_interval_ms`, `reconcile_interval_secs`,
+ `spool_dir`.
 
  Returns at once: the database is opened by a background thread, and
  logins answer `DG_ERR_UNAVAILABLE` until the device registry is loaded.

@@ -218,12 +218,16 @@ pub enum DeviceCommand {
 /// `devicegate principal …`
 #[derive(Debug, Clone, Subcommand)]
 pub enum PrincipalCommand {
-    /// Create a principal; the password is read from standard input.
+    /// Create a principal. By default a 128-bit secret is generated and
+    /// printed once (checked with one SHA-256 per login); with
+    /// `--password-stdin` an operator-chosen password is read and stored
+    /// as PBKDF2, which the broker runs at most a few times per second.
     Create {
         /// The login name (MQTT username).
         name: String,
-        /// Read the password from standard input (required: passwords never go on the command line).
-        #[arg(long, required = true)]
+        /// Read an operator-chosen password from standard input instead of
+        /// generating one (passwords never go on the command line).
+        #[arg(long)]
         password_stdin: bool,
         /// A rule such as `sub:/sys/+/+/thing/#` or `pub:/sys/+/+/thing/service/#` (repeatable).
         #[arg(long = "allow", value_name = "RULE", required = true)]

@@ -203,7 +203,7 @@ async fn import_reports_rows_by_line() {
 }
 
 #[tokio::test]
-async fn principals_take_the_password_from_stdin() {
+async fn principals_take_the_password_from_stdin_or_get_a_generated_one() {
     for (_db, cli) in both().await {
         let out = cli.run_with_stdin(
             &[
@@ -225,11 +225,11 @@ async fn principals_take_the_password_from_stdin() {
             Some(""),
         );
         assert!(String::from_utf8_lossy(&out.stderr).contains("empty"));
-        cli.fails(
-            &["principal", "create", "p3", "--allow", "sub:#"],
-            2,
-            "--password-stdin",
-        );
+        // Without --password-stdin a secret is generated and shown once.
+        let created = cli.json(&["principal", "create", "p3", "--allow", "sub:#"]);
+        let password = created["password"].as_str().expect("the generated password is printed");
+        assert_eq!(password.len(), 32);
+        assert!(!cli.json(&["principal", "list"]).to_string().contains(password));
         cli.json(&["principal", "delete", "backend"]);
     }
 }

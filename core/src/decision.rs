@@ -98,6 +98,10 @@ pub enum Refusal {
     /// principal; taking it over would throw that one off.
     #[error("client id in use by another device's session")]
     ClientIdInUse,
+    /// The password could be checked only with a slow hash, and the
+    /// broker thread's budget for those is spent this second: retry.
+    #[error("busy: too many slow password checks this second, retry")]
+    Busy,
 }
 
 impl Refusal {
@@ -106,7 +110,7 @@ impl Refusal {
         match self {
             Refusal::Credentials(e) => e.outcome(),
             Refusal::ClientIdInUse => ConnectOutcome::BadClientId,
-            Refusal::RegistryNotLoaded => ConnectOutcome::Unavailable,
+            Refusal::RegistryNotLoaded | Refusal::Busy => ConnectOutcome::Unavailable,
             Refusal::UnknownProduct
             | Refusal::UnknownDevice
             | Refusal::NoSecret
@@ -145,6 +149,7 @@ impl Refusal {
             Refusal::BadPassword => "bad_password",
             Refusal::BadToken => "bad_token",
             Refusal::ClientIdInUse => "client_id_in_use",
+            Refusal::Busy => "busy",
         }
     }
 
@@ -152,7 +157,7 @@ impl Refusal {
     pub fn counts_as_failure(self) -> bool {
         !matches!(
             self,
-            Refusal::RateLimited | Refusal::RegistryNotLoaded | Refusal::ClientIdInUse
+            Refusal::RateLimited | Refusal::RegistryNotLoaded | Refusal::ClientIdInUse | Refusal::Busy
         )
     }
 }

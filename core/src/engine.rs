@@ -36,7 +36,7 @@ use dashmap::DashMap;
 use rustc_hash::FxBuildHasher;
 
 use crate::decision::{AccessDecision, ConnectOutcome, Refusal};
-use crate::rate_limit::LoginLimits;
+use crate::rate_limit::{Budget, LoginLimits};
 use crate::registry::{DeviceRecord, Registry};
 use crate::secret::Secret;
 pub use activation::parse_activation_reply;
@@ -67,6 +67,10 @@ pub struct EngineConfig {
     pub failed_logins_device_ceiling: u32,
     /// The failure window in milliseconds.
     pub failure_window_ms: u64,
+    /// Slow password hashes (PBKDF2, about 0.5 ms each, for principals with
+    /// an operator-chosen password and no remembered login) the broker
+    /// thread runs per second at most; logins past it are refused as busy.
+    pub principal_slow_hashes_per_sec: u32,
     /// Time between activation pushes without a reply.
     pub activation_retry_ms: u64,
     /// Pushes per activation session before it is closed.
@@ -86,6 +90,7 @@ impl Default for EngineConfig {
             failed_logins_per_address: 30,
             failed_logins_device_ceiling: 100,
             failure_window_ms: 60_000,
+            principal_slow_hashes_per_sec: 20,
             activation_retry_ms: 10_000,
             activation_max_pushes: 5,
             activation_session_ms: 60_000,
@@ -397,6 +402,7 @@ pub struct Engine {
     /// no login takes over another subject's session (DESIGN.md §5).
     client_ids: DashMap<Box<str>, ConnectionId>,
     limits: LoginLimits,
+    slow_hashes: Budget,
     timers: Timers,
     effects: Mutex<VecDeque<Effect>>,
     /// How many effects wait, so an empty poll costs no lock.
@@ -423,6 +429,7 @@ impl Engine {
                 config.failure_window_ms,
             ),
             client_ids: DashMap::new(),
+            slow_hashes: Budget::new(config.principal_slow_hashes_per_sec),
             registry,
             config,
             connections: DashMap::with_hasher(FxBuildHasher),

@@ -1,11 +1,19 @@
 //! Principals: backend clients (dashboards, services) that log in with a
 //! name and password and get their own topic rules.
 //!
-//! Passwords are stored as `pbkdf2-sha256$<iterations>$<salt hex>$<hash hex>`.
-//! PBKDF2 runs on the broker thread at a principal's first login, so the
-//! iteration count is moderate; principals are few and their passwords
-//! should be long random strings. A successful verification is remembered
-//! as a salted SHA-256, so reconnects cost one hash.
+//! Two stored forms:
+//!
+//! - `sha256$<salt hex>$<hash hex>`: a salted SHA-256 of a secret that
+//!   `devicegate principal create` generated (128 random bits), which needs
+//!   no slow hash: one SHA-256 per login, right or wrong.
+//! - `pbkdf2-sha256$<iterations>$<salt hex>$<hash hex>`: a password an
+//!   operator chose. PBKDF2 (about half a millisecond) runs on the broker
+//!   thread only when the engine's budget of slow hashes allows it; a
+//!   successful verification is remembered as a salted SHA-256 (dropped
+//!   with the principal when it changes), so reconnects cost one hash.
+//!
+//! Unknown names are checked against a dummy of the fast form: the same
+//! work as a wrong generated secret, and never slow work.
 
 use std::sync::Mutex;
 
@@ -47,23 +55,47 @@ impl Principal {
         self.name == other.name && self.password_hash == other.password_hash && self.rules == other.rules
     }
 
-    /// Whether `password` is the principal's password.
-    pub fn verify(&self, password: &[u8]) -> bool {
+    /// Checks `password`. `may_hash_slowly` is asked before a PBKDF2
+    /// runs (not for a remembered or generated secret) and may refuse it.
+    pub fn verify(&self, password: &[u8], may_hash_slowly: impl FnOnce() -> bool) -> Verification {
         let Some(parsed) = ParsedHash::parse(&self.password_hash) else {
-            return false;
+            return Verification::Wrong;
         };
-        let quick = quick_hash(&parsed.salt, password);
+        let quick = quick_hash(parsed.salt(), password);
+        if let ParsedHash::Fast { hash, .. } = &parsed {
+            return Verification::of(quick.ct_eq(hash).into());
+        }
         let cached = self.verified.lock().map(|g| *g).unwrap_or(None);
         if let Some(cached) = cached
             && bool::from(cached.ct_eq(&quick))
         {
-            return true;
+            return Verification::Correct;
         }
-        let ok = parsed.verify(password);
+        if !may_hash_slowly() {
+            return Verification::Postponed;
+        }
+        let ok = parsed.verify_slowly(password);
         if ok && let Ok(mut guard) = self.verified.lock() {
             *guard = Some(quick);
         }
-        ok
+        Verification::of(ok)
+    }
+}
+
+/// What a password check found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verification {
+    /// The password is right.
+    Correct,
+    /// The password is wrong (or the stored hash unreadable).
+    Wrong,
+    /// Only a slow hash could tell, and the budget for those is spent.
+    Postponed,
+}
+
+impl Verification {
+    fn of(ok: bool) -> Self {
+        if ok { Verification::Correct } else { Verification::Wrong }
     }
 }
 
@@ -74,29 +106,52 @@ fn quick_hash(salt: &[u8], password: &[u8]) -> [u8; 32] {
     h.finalize().into()
 }
 
-struct ParsedHash {
-    iterations: u32,
-    salt: Vec<u8>,
-    hash: [u8; HASH_LEN],
+enum ParsedHash {
+    Fast {
+        salt: Vec<u8>,
+        hash: [u8; HASH_LEN],
+    },
+    Pbkdf2 {
+        iterations: u32,
+        salt: Vec<u8>,
+        hash: [u8; HASH_LEN],
+    },
 }
 
 impl ParsedHash {
     fn parse(stored: &str) -> Option<Self> {
         let mut parts = stored.split('$');
-        if parts.next()? != "pbkdf2-sha256" {
-            return None;
-        }
-        let iterations = parts.next()?.parse().ok().filter(|i| *i > 0)?;
+        let scheme = parts.next()?;
+        let iterations = match scheme {
+            "sha256" => None,
+            "pbkdf2-sha256" => Some(parts.next()?.parse().ok().filter(|i| *i > 0)?),
+            _ => return None,
+        };
         let salt = hex::decode(parts.next()?).ok()?;
         let mut hash = [0u8; HASH_LEN];
         hex::decode_to_slice(parts.next()?, &mut hash).ok()?;
-        parts.next().is_none().then_some(ParsedHash { iterations, salt, hash })
+        if parts.next().is_some() {
+            return None;
+        }
+        Some(match iterations {
+            None => ParsedHash::Fast { salt, hash },
+            Some(iterations) => ParsedHash::Pbkdf2 { iterations, salt, hash },
+        })
     }
 
-    fn verify(&self, password: &[u8]) -> bool {
+    fn salt(&self) -> &[u8] {
+        match self {
+            ParsedHash::Fast { salt, .. } | ParsedHash::Pbkdf2 { salt, .. } => salt,
+        }
+    }
+
+    fn verify_slowly(&self, password: &[u8]) -> bool {
+        let ParsedHash::Pbkdf2 { iterations, salt, hash } = self else {
+            return false;
+        };
         let mut out = [0u8; HASH_LEN];
-        pbkdf2::pbkdf2_hmac::<Sha256>(password, &self.salt, self.iterations, &mut out);
-        out.ct_eq(&self.hash).into()
+        pbkdf2::pbkdf2_hmac::<Sha256>(password, salt, *iterations, &mut out);
+        out.ct_eq(hash).into()
     }
 }
 
@@ -113,12 +168,22 @@ pub fn hash_password(password: &[u8]) -> Result<String, getrandom::Error> {
     ))
 }
 
+/// A generated principal secret (128 random bits as 32 hex digits) and
+/// its stored form, which needs no slow hash.
+pub fn generate_secret() -> Result<(crate::secret::Secret, String), getrandom::Error> {
+    let secret = crate::secret::Secret::generate()?;
+    let mut salt = [0u8; SALT_LEN];
+    getrandom::getrandom(&mut salt)?;
+    let hash = quick_hash(&salt, secret.expose());
+    Ok((secret, format!("sha256${}${}", hex::encode(salt), hex::encode(hash))))
+}
+
 /// A stored hash for principals that do not exist, so an unknown name
-/// costs the same PBKDF2 work as a wrong password.
+/// costs the same work as a wrong generated secret: one SHA-256.
 pub fn dummy_principal() -> Principal {
     Principal::new(
         "",
-        "pbkdf2-sha256$4096$00000000000000000000000000000000$0000000000000000000000000000000000000000000000000000000000000000",
+        "sha256$00000000000000000000000000000000$0000000000000000000000000000000000000000000000000000000000000000",
         TopicRules::default(),
     )
 }
@@ -127,15 +192,36 @@ pub fn dummy_principal() -> Principal {
 mod tests {
     use super::*;
 
+    use Verification::*;
+
     #[test]
     fn hash_then_verify() {
         let stored = hash_password(b"correct horse").unwrap();
         let p = Principal::new("backend", &stored, TopicRules::default());
-        assert!(!p.verify(b"wrong"));
-        assert!(p.verify(b"correct horse"));
-        assert!(p.verify(b"correct horse"), "cached path");
-        assert!(!p.verify(b"wrong"), "cache does not widen");
-        assert!(!dummy_principal().verify(b""));
+        assert_eq!(p.verify(b"wrong", || true), Wrong);
+        assert_eq!(
+            p.verify(b"correct horse", || false),
+            Postponed,
+            "a slow hash needs the budget"
+        );
+        assert_eq!(p.verify(b"correct horse", || true), Correct);
+        assert_eq!(
+            p.verify(b"correct horse", || panic!("no slow hash")),
+            Correct,
+            "remembered"
+        );
+        assert_eq!(p.verify(b"wrong", || false), Postponed, "the memo does not widen");
+        assert_eq!(dummy_principal().verify(b"", || panic!("no slow hash")), Wrong);
+    }
+
+    #[test]
+    fn generated_secrets_need_no_slow_hash() {
+        let (secret, stored) = generate_secret().unwrap();
+        assert!(stored.starts_with("sha256$"));
+        assert_eq!(secret.expose().len(), 32);
+        let p = Principal::new("backend", &stored, TopicRules::default());
+        assert_eq!(p.verify(secret.expose(), || panic!("no slow hash")), Correct);
+        assert_eq!(p.verify(b"wrong", || panic!("no slow hash")), Wrong);
     }
 
     #[test]
@@ -147,7 +233,11 @@ mod tests {
             "pbkdf2-sha256$1$zz$00",
             "pbkdf2-sha256$1$00$00$x",
         ] {
-            assert!(!Principal::new("p", bad, TopicRules::default()).verify(b""), "{bad}");
+            assert_eq!(
+                Principal::new("p", bad, TopicRules::default()).verify(b"", || true),
+                Wrong,
+                "{bad}"
+            );
         }
     }
 }

@@ -247,6 +247,43 @@ impl LoginLimits {
     }
 }
 
+/// A budget of expensive operations per second (a token bucket holding at
+/// most one second's worth): how many slow password hashes the broker
+/// thread may run, so no flood of logins can stall it.
+#[derive(Debug)]
+pub struct Budget {
+    per_sec: u32,
+    state: std::sync::Mutex<(f64, u64)>,
+}
+
+impl Budget {
+    /// `per_sec` operations per second; 0 allows none.
+    pub fn new(per_sec: u32) -> Self {
+        Budget {
+            per_sec,
+            state: std::sync::Mutex::new((f64::from(per_sec), 0)),
+        }
+    }
+
+    /// Takes one operation from the budget at `now_ms`, if one is left.
+    pub fn take(&self, now_ms: u64) -> bool {
+        let Ok(mut state) = self.state.lock() else {
+            return false;
+        };
+        let (tokens, last) = &mut *state;
+        let rate = f64::from(self.per_sec);
+        let elapsed = now_ms.saturating_sub(*last) as f64 / 1000.0;
+        *tokens = (*tokens + elapsed * rate).min(rate);
+        *last = now_ms.max(*last);
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -291,6 +328,20 @@ mod tests {
         l.prune(10_000_000);
         assert!(l.is_empty());
         assert!(!FailureLimiter::new(0, 1).is_blocked("k", 0));
+    }
+
+    #[test]
+    fn a_budget_refills_at_its_rate_and_never_beyond_a_second() {
+        let b = Budget::new(4);
+        assert_eq!((0..10).filter(|_| b.take(1_000)).count(), 4);
+        assert!(!b.take(1_100));
+        assert!(b.take(1_250), "a quarter second brings one back");
+        assert_eq!(
+            (0..10).filter(|_| b.take(60_000)).count(),
+            4,
+            "never more than a second's worth"
+        );
+        assert!(!Budget::new(0).take(5_000));
     }
 
     #[test]

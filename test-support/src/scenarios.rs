@@ -138,3 +138,43 @@ pub async fn disabling_kicks(url: &str, port: u16) {
     })
     .await;
 }
+
+/// Adds product `Zz9Zz9Zz` with a device `dev_0001` (secret
+/// `OtherSecret0001`): an SDK that sends a fixed timestamp gives it the same
+/// client id as `dev_0001` of the test fleet. Call it before the broker starts.
+pub fn seed_client_id_twin(url: &str) {
+    cli(url, &["product", "create", "Zz9Zz9Zz"]);
+    cli(
+        url,
+        &[
+            "device",
+            "create",
+            "Zz9Zz9Zz",
+            "dev_0001",
+            "--secret",
+            "OtherSecret0001",
+        ],
+    );
+}
+
+/// A device with valid credentials and another device's live client id
+/// ([`seed_client_id_twin`]) is refused, however the broker refuses, and
+/// the victim keeps its session; the same device reconnecting still takes
+/// its own session over. A 1 s keep-alive makes brokers that act only on
+/// the client's next packet show a close within the wait.
+pub async fn client_ids_cannot_be_taken_over(port: u16) {
+    let ts = ["--timestamp", "1700000000000"];
+    let victim = crate::sign("Ab3dEf9h", "dev_0001", "S3cretDevice0001", &ts);
+    let twin = crate::sign("Zz9Zz9Zz", "dev_0001", "OtherSecret0001", &ts);
+    assert_eq!(victim.0, twin.0, "the same client id");
+    let (_victim, mut victim_events) = connect_with(port, &victim, Duration::from_secs(1))
+        .await
+        .expect("victim accepted");
+    assert!(
+        connect(port, &twin).await.is_err(),
+        "a login with another device's live client id is refused"
+    );
+    assert!(!closed(&mut victim_events).await, "the victim keeps its session");
+    let (_again, _events) = connect(port, &victim).await.expect("the device itself takes over");
+    assert!(closed(&mut victim_events).await, "its old session is closed");
+}

@@ -7,14 +7,14 @@ use serde_json::json;
 
 use crate::args::PrincipalCommand;
 use crate::output::{Output, time};
-use devicegate::principal::hash_password;
+use devicegate::principal::{generate_secret, hash_password};
 use devicegate::store::Store;
 
 pub async fn run(out: &Output, store: &Store, command: PrincipalCommand) -> anyhow::Result<()> {
     match command {
         PrincipalCommand::Create {
             name,
-            password_stdin: _,
+            password_stdin: true,
             allow,
         } => {
             let mut password = String::new();
@@ -31,6 +31,19 @@ pub async fn run(out: &Output, store: &Store, command: PrincipalCommand) -> anyh
             out.done(
                 json!({"name": name, "rules": allow}),
                 &format!("created principal {name}"),
+            );
+        }
+        PrincipalCommand::Create {
+            name,
+            password_stdin: false,
+            allow,
+        } => {
+            let (secret, hash) = generate_secret().context("cannot generate a secret")?;
+            store.create_principal(&name, &hash, &allow).await?;
+            let password = secret.expose_str();
+            out.done(
+                json!({"name": name, "rules": allow, "password": password}),
+                &format!("created principal {name}; its password (shown once): {password}"),
             );
         }
         PrincipalCommand::List => {

@@ -18,7 +18,7 @@ use crate::credentials::{
 };
 use crate::decision::Refusal;
 use crate::lifecycle::{Activation, Communication, DeviceState, Event, Operational, Verdict};
-use crate::principal::dummy_principal;
+use crate::principal::{Verification, dummy_principal};
 use crate::registry::{DeviceRecord, Product, TimestampPolicy, identity_of};
 use crate::secret::Secret;
 use crate::sign::{Content, Digest, SignMethod, verify, verify_or_dummy};
@@ -330,13 +330,15 @@ impl Engine {
         self.check_limits(Some(name), request.address, now_ms)?;
         let principal = self.registry.principal(name);
         let password = request.password.unwrap_or_default();
-        let ok = match &principal {
-            Some(p) => p.verify(password),
-            None => dummy_principal().verify(password),
+        let verdict = match &principal {
+            Some(p) => p.verify(password, || self.slow_hashes.take(now_ms)),
+            None => dummy_principal().verify(password, || false),
         };
         let principal = principal.ok_or(Refusal::UnknownPrincipal)?;
-        if !ok {
-            return Err(Refusal::BadPassword);
+        match verdict {
+            Verification::Correct => {}
+            Verification::Wrong => return Err(Refusal::BadPassword),
+            Verification::Postponed => return Err(Refusal::Busy),
         }
         if self.client_id_held(request.client_id, Some(Holder::Principal(name))) {
             return Err(Refusal::ClientIdInUse);

@@ -240,8 +240,14 @@ impl Store {
         &self.url
     }
 
-    /// Closes the pool, waiting for connections to finish.
+    /// Closes the pool, waiting for connections to finish. An SQLite
+    /// database is checkpointed first, so the file alone holds every
+    /// committed change (a copy made after the CLI ran is complete, and no
+    /// `-wal` is needed beside it).
     pub async fn close(&self) {
+        if self.backend == Backend::Sqlite && !self.pool.is_closed() {
+            let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&self.pool).await;
+        }
         self.pool.close().await;
     }
 

@@ -20,7 +20,7 @@ pub(super) enum FileState {
 }
 
 /// The identity of a file: device, inode.
-pub(super) type FileId = (u64, u64);
+type FileId = (u64, u64);
 
 fn file_id(path: &std::path::Path) -> Option<FileId> {
     let meta = std::fs::metadata(path).ok()?;
@@ -66,15 +66,9 @@ impl FileWatch {
         self.lost = false;
     }
 
-    /// The `-wal` and `-shm` files there now, when the database file has
-    /// just been found deleted or replaced: they belong to the old file (a
-    /// file moved in brings none along), and must not be read as the new
-    /// file's own.
-    pub(super) fn companions(&self) -> Vec<(PathBuf, FileId)> {
-        self.companions
-            .iter()
-            .filter_map(|p| Some((p.clone(), file_id(p)?)))
-            .collect()
+    /// The paths of the file's `-wal` and `-shm`.
+    pub(super) fn companions(&self) -> Vec<PathBuf> {
+        self.companions.clone()
     }
 
     /// Compares the path with the file in use, logging what changed.

@@ -11,11 +11,8 @@
 //! after failover: old connections would keep failing), replays the spool,
 //! and then the direct path resumes.
 
-use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
-
-use super::watch::FileId;
 
 use crate::engine::{Engine, StoreWrite};
 use crate::spool::Spool;
@@ -45,9 +42,9 @@ pub(super) struct Writer {
     reopen: bool,
     /// The database was reopened: the registry must be reconciled with it.
     reopened: bool,
-    /// The `-wal` and `-shm` of an SQLite file that was replaced or
-    /// deleted, to move aside if still there once the old pool is closed.
-    stale: Vec<(PathBuf, FileId)>,
+    /// The SQLite file was replaced or deleted: its `-wal` and `-shm`
+    /// (as `sqlite_files` names them) belong to the old file.
+    stale: Option<Vec<PathBuf>>,
     events_dropped: u64,
 }
 
@@ -77,7 +74,7 @@ impl Writer {
             outage: None,
             reopen: false,
             reopened: false,
-            stale: Vec::new(),
+            stale: None,
             events_dropped: 0,
         }
     }
@@ -88,12 +85,12 @@ impl Writer {
         std::mem::take(&mut self.reopened)
     }
 
-    /// Asks for the database to be reopened before the next attempt (its
-    /// SQLite file was deleted or replaced; `stale`: the old file's `-wal`
-    /// and `-shm`).
-    pub(super) fn reopen_next(&mut self, stale: Vec<(PathBuf, FileId)>) {
+    /// Asks for the database to be reopened before the next attempt: its
+    /// SQLite file was deleted or replaced, and `companions` (its `-wal`
+    /// and `-shm`) belong to the old file.
+    pub(super) fn reopen_next(&mut self, companions: Vec<PathBuf>) {
         self.reopen = true;
-        self.stale.extend(stale);
+        self.stale = Some(companions);
         let now = Instant::now();
         let outage = self.outage.get_or_insert(Outage {
             since: now,
@@ -125,11 +122,11 @@ impl Writer {
                 return Flushed::Waiting;
             }
             if self.reopen {
-                if let Err(error) = reopen(store, &self.stale).await {
+                if let Err(error) = reopen(store, self.stale.as_deref()).await {
                     self.failed(store, engine, &error);
                     return Flushed::Waiting;
                 }
-                self.stale.clear();
+                self.stale = None;
                 self.reopened = true;
             }
             self.reopen = false;
@@ -315,15 +312,17 @@ fn report(engine: &Engine, done: WriteOutcome, own_changes: &mut std::collection
 
 /// Closes the pool and opens the database again (never creating an SQLite
 /// file that has gone). The old pool closes first: an SQLite file replaced
-/// under it shares its `-wal` name with the new one. Whatever of the old
-/// file's `-wal` and `-shm` is still there then (SQLite keeps them when
-/// its file was moved) is moved aside, never deleted: read as the new
-/// file's own, the old pages would overwrite the restored ones.
-async fn reopen(store: &mut Store, stale: &[(PathBuf, FileId)]) -> Result<(), StoreError> {
+/// under it shares its `-wal` name with the new one, and SQLite, closing a
+/// file that was moved or deleted, leaves (or writes anew) a `-wal` of the
+/// old pages there. A file moved into place brings none along, so after a
+/// replacement whatever `-wal` and `-shm` is found once the old pool is
+/// closed is the old file's: it is moved aside, never deleted, before the
+/// new file is opened (read as the new file's own, the old pages would
+/// overwrite the restored ones).
+async fn reopen(store: &mut Store, stale: Option<&[PathBuf]>) -> Result<(), StoreError> {
     store.close().await;
-    for (path, id) in stale {
-        let still = std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()));
-        if still == Some(*id) {
+    for path in stale.unwrap_or_default() {
+        if path.exists() {
             let mut aside = path.as_os_str().to_owned();
             aside.push(format!(".stale-{}", now_ms()));
             match std::fs::rename(path, &aside) {

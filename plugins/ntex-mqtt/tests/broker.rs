@@ -7,8 +7,8 @@ use std::time::Duration;
 use devicegate_ntex::{Gate, broker};
 use devicegate_test_support::mqtt::{connect, eventually, ready_hooks, seed, spawn_listener};
 use devicegate_test_support::scenarios::{
-    both_dialects_log_in, closed, device_show, disabling_kicks, dynamic_activation, own_topics_are_routed, seed_aliyun,
-    suback,
+    both_dialects_log_in, client_ids_cannot_be_taken_over, closed, device_show, disabling_kicks, dynamic_activation,
+    own_topics_are_routed, seed_aliyun, seed_client_id_twin, suback,
 };
 use devicegate_test_support::{self as db, sign};
 use rumqttc::v5::mqttbytes::QoS as QoS5;
@@ -170,4 +170,13 @@ async fn disabling_a_device_kicks_it_and_it_goes_offline() {
     let db = db::sqlite();
     seed(&db.url);
     disabling_kicks(&db.url, start(&db.url)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_cannot_take_over_another_devices_client_id() {
+    let db = db::sqlite();
+    seed(&db.url);
+    seed_client_id_twin(&db.url);
+    let port = start(&db.url);
+    client_ids_cannot_be_taken_over(port).await;
 }

@@ -9,7 +9,8 @@ use std::time::Duration;
 use devicegate_rumqttd::{Gate, broker};
 use devicegate_test_support::mqtt::{connect, ready_hooks, seed, spawn_listener};
 use devicegate_test_support::scenarios::{
-    both_dialects_log_in, closed, device_show, disabling_kicks, dynamic_activation, own_topics_are_routed, seed_aliyun,
+    both_dialects_log_in, client_ids_cannot_be_taken_over, closed, device_show, disabling_kicks, dynamic_activation,
+    own_topics_are_routed, seed_aliyun, seed_client_id_twin,
 };
 use devicegate_test_support::{self as db, sign};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
@@ -85,4 +86,13 @@ async fn a_disabled_device_is_closed_at_its_next_packet() {
     let db = db::sqlite();
     seed(&db.url);
     disabling_kicks(&db.url, start(&db.url)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_cannot_take_over_another_devices_client_id() {
+    let db = db::sqlite();
+    seed(&db.url);
+    seed_client_id_twin(&db.url);
+    let port = start(&db.url);
+    client_ids_cannot_be_taken_over(port).await;
 }
