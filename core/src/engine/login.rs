@@ -369,7 +369,7 @@ impl Engine {
     fn establish(&self, connection: ConnectionId, request: &ConnectRequest<'_>, e: Established, now_ms: u64) {
         self.replace_stale(connection, now_ms);
         let client_id: Box<str> = String::from_utf8_lossy(request.client_id).into();
-        self.supersede(&e.key, &client_id, now_ms);
+        self.supersede(&e.key, now_ms);
         match e.activation {
             OnAccept::Nothing => {}
             OnAccept::Activate => self.mark_activated(&e.key, now_ms),
@@ -443,9 +443,10 @@ impl Engine {
     }
 
     /// Single session (PROTOCOL.md §9 S4): an older connection of the same
-    /// device is thrown off. With the same client id the broker's own
-    /// takeover closes it, so no kick is sent.
-    fn supersede(&self, key: &str, new_client_id: &str, now_ms: u64) {
+    /// device is thrown off, whatever its client id. Brokers that take a
+    /// session over by client id themselves (Mosquitto) skip a kick whose
+    /// client id the new connection now holds.
+    fn supersede(&self, key: &str, now_ms: u64) {
         let Some((_, old)) = self.online.remove(key) else {
             return;
         };
@@ -454,14 +455,13 @@ impl Engine {
             .get(&old)
             .map(|c| (c.client_id.to_string(), c.device_key() == Some(key)));
         match old_info {
-            Some((client_id, true)) if client_id != new_client_id => {
+            Some((client_id, true)) => {
                 self.event(now_ms, "superseded", Some(key), None, None);
                 self.push_effect(Effect::Kick {
                     connection: old,
                     client_id,
                 });
             }
-            Some((_, true)) => {}
             Some((_, false)) => {
                 if let Some(mut gw) = self.connections.get_mut(&old)
                     && let Subject::Device { gateway, .. } = &mut gw.subject

@@ -425,10 +425,18 @@ fn a_second_login_supersedes_the_first() {
     w.engine.handle_disconnect(ConnectionId(2), NOW);
     assert!(!w.engine.is_online("dev_0001&Ab3dEf9h"));
     assert!(matches!(&w.writes()[..], [StoreWrite::Presence { online: false, .. }]));
-    // Same client id: the broker's takeover closes the old one; no kick.
+    // Same client id: the old connection is kicked too (by connection; a
+    // broker that kicks by client id skips it, see `client_id_holder`).
     assert_eq!(w.connect(3, E3_ID, "dev_0001&Ab3dEf9h", E3_PW), ConnectDecision::Accept);
     assert_eq!(w.connect(4, E3_ID, "dev_0001&Ab3dEf9h", E3_PW), ConnectDecision::Accept);
-    assert!(w.effects().is_empty());
+    assert_eq!(
+        w.effects(),
+        vec![Effect::Kick {
+            connection: ConnectionId(3),
+            client_id: E3_ID.into()
+        }]
+    );
+    assert_eq!(w.engine.client_id_holder(E3_ID.as_bytes()), Some(ConnectionId(4)));
 }
 
 #[test]

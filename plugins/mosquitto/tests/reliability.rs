@@ -10,6 +10,7 @@ use std::time::Duration;
 use devicegate_test_support as db;
 use devicegate_test_support::mqtt::{answer_activation, connect, seed};
 use devicegate_test_support::raw::{connack_from, connect_packet, login_packet};
+use devicegate_test_support::scenarios::stays_open;
 use devicegate_test_support::{cli, sign};
 use rumqttc::ConnectReturnCode;
 use support::{Broker, hand_over, plugin_path, unsafe_is_root};
@@ -38,18 +39,6 @@ fn broker_as_mosquitto(url: &str) -> Broker {
     );
     broker.wait_for_log("registry loaded", Duration::from_secs(15));
     broker
-}
-
-/// Whether the connection stays open (no error, no close) for `period`.
-async fn stays_open(events: &mut rumqttc::EventLoop, period: Duration) -> bool {
-    let deadline = tokio::time::Instant::now() + period;
-    loop {
-        match tokio::time::timeout_at(deadline, events.poll()).await {
-            Err(_) => return true,
-            Ok(Ok(_)) => continue,
-            Ok(Err(_)) => return false,
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -275,4 +264,135 @@ async fn a_deleted_database_is_noticed_and_a_restored_one_reloaded() {
         connect(broker.port, &good).await.err(),
         Some(ConnectReturnCode::NotAuthorized)
     );
+}
+
+/// Over a thousand malformed and hostile CONNECTs, each from its own
+/// loopback address: none is accepted, each refusal the plugin logs is one
+/// complete line (address and reason kept), no address gets two, and the
+/// broker still serves a correct login afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_hostile_connects_are_refused_and_leave_the_broker_up() {
+    let db = db::sqlite();
+    seed(&db.url);
+    let broker = Broker::start(&db.url);
+    let packets = hostile_connects();
+    assert!(packets.len() >= 1_000, "{}", packets.len());
+    for (i, packet) in packets.iter().enumerate() {
+        let source = format!("127.1.{}.{}", i / 250, 1 + i % 250);
+        let (code, _) = connack_from(&source, broker.port, packet).await;
+        assert_ne!(code, Some(0), "hostile CONNECT #{i} was accepted: {:?}", String::from_utf8_lossy(packet));
+    }
+    let good = sign("Ab3dEf9h", "dev_0001", "S3cretDevice0001", &[]);
+    connect(broker.port, &good).await.expect("the broker still serves logins");
+    let log = broker.log();
+    let refusals: Vec<&str> = log.lines().filter(|l| l.contains("login refused")).collect();
+    assert!(refusals.len() >= 500, "the plugin saw and refused most of them: {}", refusals.len());
+    let mut seen = std::collections::HashSet::new();
+    for line in &refusals {
+        assert!(line.contains("reason="), "{line}");
+        let address = line
+            .split("address=")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no address: {line}"));
+        assert!(seen.insert(address.to_owned()), "two refusal lines for {address}");
+        assert!(line.len() < 1_000, "{line}");
+    }
+    assert!(!log.contains("panicked"), "{log}");
+}
+
+/// The hostile CONNECTs: malformed packets, huge and broken fields, and
+/// well-formed ones with every kind of wrong credential.
+fn hostile_connects() -> Vec<Vec<u8>> {
+    let valid = sign("Ab3dEf9h", "dev_0001", "S3cretDevice0001", &[]);
+    let packet = login_packet(&valid);
+    let mut out = Vec::new();
+    // Every truncation of a valid login, and every lie about its length.
+    for cut in 1..packet.len() {
+        out.push(packet[..cut].to_vec());
+    }
+    for len in [0u8, 1, 2, 0x7f] {
+        let mut p = packet.clone();
+        p[1] = len;
+        out.push(p);
+    }
+    out.push(vec![0x10, 0xff, 0xff, 0xff, 0xff, 0x7f]);
+    out.push(vec![0x10, 0x80, 0x80, 0x80, 0x80]);
+    out.push(vec![0x00; 64]);
+    // Broken passwords: every length, non-hex, case games, empty.
+    let hex = valid.2.clone();
+    for n in (0..=hex.len() + 4).filter(|n| *n != hex.len()) {
+        let password: String = hex.chars().cycle().take(n).collect();
+        out.push(connect_packet(valid.0.as_bytes(), Some(valid.1.as_bytes()), Some(password.as_bytes())));
+    }
+    for bad in ["zz", "0x", " ", "\u{0}", "ÿÿ", "-1", "%s%n", "../../etc/passwd"] {
+        let password = format!("{bad}{}", &hex[bad.len().min(hex.len())..]);
+        out.push(connect_packet(valid.0.as_bytes(), Some(valid.1.as_bytes()), Some(password.as_bytes())));
+    }
+    out.push(connect_packet(valid.0.as_bytes(), Some(valid.1.as_bytes()), None));
+    // Client ids: odd parameters, every sign method, missing pipes, floods.
+    let methods = ["sha256", "sha1", "md5", "hmacsha256", "hmacsha1", "hmacmd5", "SHA256", "sha512", "", "none"];
+    let modes = ["2", "3", "0", "9", "-1", "", "22", "2 "];
+    let timestamps = ["1700000000000", "", "x", "1e12", "99999999999999999999", "1.2.3"];
+    for method in methods {
+        for mode in modes {
+            for ts in timestamps {
+                let client_id = format!("dev_0001|securemode={mode},signmethod={method},timestamp={ts}|");
+                out.push(connect_packet(client_id.as_bytes(), Some(valid.1.as_bytes()), Some(hex.as_bytes())));
+            }
+        }
+    }
+    for client_id in [
+        "dev_0001",
+        "dev_0001|",
+        "|securemode=2|",
+        "dev_0001|securemode=2,securemode=3,signmethod=sha256|",
+        "dev_0001|securemode=2,signmethod=sha256,timestamp=1,extra=1,extra=2|",
+        "dev_0002|securemode=2,signmethod=sha256,timestamp=1|",
+        "dev_0001|securemode=2;signmethod=sha256|",
+        "dev_0001||||||",
+        "",
+    ] {
+        out.push(connect_packet(client_id.as_bytes(), Some(valid.1.as_bytes()), Some(hex.as_bytes())));
+    }
+    let long_params = format!("dev_0001|{}|", "a=b,".repeat(5_000));
+    out.push(connect_packet(long_params.as_bytes(), Some(valid.1.as_bytes()), Some(hex.as_bytes())));
+    // Usernames: separators, NUL, control characters, invalid UTF-8, huge.
+    let mut usernames: Vec<Vec<u8>> = [
+        "&", "&&", "dev_0001&", "&Ab3dEf9h", "dev_0001&Ab3dEf9h&x", "dev_0001&Ab3d/Ef9h", "dev+&Ab3dEf9h",
+        "dev#&Ab3dEf9h", "dev_0001 &Ab3dEf9h", "DEV_0001&AB3DEF9H", "dev_0001&Ab3dEf9h\n", "", " ",
+        "backend", "Backend", "nobody", "$SYS", "dev_0001|x&Ab3dEf9h",
+    ]
+    .iter()
+    .map(|u| u.as_bytes().to_vec())
+    .collect();
+    usernames.push(b"dev\0_0001&Ab3dEf9h".to_vec());
+    usernames.push(b"dev\x01&Ab3dEf9h".to_vec());
+    usernames.push(b"\xff\xfe&Ab3dEf9h".to_vec());
+    usernames.push(b"dev_0001&Ab3d\xc3\x28".to_vec());
+    for len in [255usize, 256, 1_024, 4_096, 65_000] {
+        usernames.push(format!("{}&Ab3dEf9h", "d".repeat(len)).into_bytes());
+    }
+    for username in &usernames {
+        for password in [hex.as_bytes(), b"", b"backend-pw"] {
+            out.push(connect_packet(valid.0.as_bytes(), Some(username), Some(password)));
+        }
+    }
+    // Client ids that are huge, binary or NUL-laden, with valid credentials.
+    for client_id in [vec![0u8; 16], vec![0xff; 16], vec![b'a'; 65_000], b"dev_0001\0|x|".to_vec()] {
+        out.push(connect_packet(&client_id, Some(valid.1.as_bytes()), Some(hex.as_bytes())));
+    }
+    // Random bytes after a valid header.
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    while out.len() < 1_100 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let mut p = packet.clone();
+        let at = 14 + (seed as usize) % (p.len() - 14);
+        // An odd mask always changes the byte, and never only a letter's case.
+        p[at] ^= ((seed >> 32) as u8) | 0x01;
+        out.push(p);
+    }
+    out
 }
