@@ -79,3 +79,18 @@ pub fn login_packet((client_id, username, password): &(String, String, String)) 
         Some(password.as_bytes()),
     )
 }
+
+/// Sends `packet` from `source` and ends the sending side, so a broker
+/// waiting for the rest of a truncated packet sees the end at once.
+/// Returns the CONNACK return code, or `None` if the connection closed
+/// without one (within 5 s).
+pub async fn send_once(source: &str, port: u16, packet: &[u8]) -> Option<u8> {
+    let mut stream = open_from(source, port).await.ok()?;
+    stream.write_all(packet).await.ok()?;
+    stream.shutdown().await.ok()?;
+    let mut ack = [0u8; 4];
+    match tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut ack)).await {
+        Ok(Ok(_)) if ack[0] == 0x20 => Some(ack[3]),
+        _ => None,
+    }
+}

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use devicegate_test_support as db;
 use devicegate_test_support::mqtt::{answer_activation, connect, seed};
-use devicegate_test_support::raw::{connack_from, connect_packet, login_packet};
+use devicegate_test_support::raw::{connack_from, connect_packet, login_packet, send_once};
 use devicegate_test_support::scenarios::stays_open;
 use devicegate_test_support::{cli, sign};
 use rumqttc::ConnectReturnCode;
@@ -279,14 +279,25 @@ async fn a_thousand_hostile_connects_are_refused_and_leave_the_broker_up() {
     assert!(packets.len() >= 1_000, "{}", packets.len());
     for (i, packet) in packets.iter().enumerate() {
         let source = format!("127.1.{}.{}", i / 250, 1 + i % 250);
-        let (code, _) = connack_from(&source, broker.port, packet).await;
-        assert_ne!(code, Some(0), "hostile CONNECT #{i} was accepted: {:?}", String::from_utf8_lossy(packet));
+        let code = send_once(&source, broker.port, packet).await;
+        assert_ne!(
+            code,
+            Some(0),
+            "hostile CONNECT #{i} was accepted: {:?}",
+            String::from_utf8_lossy(packet)
+        );
     }
     let good = sign("Ab3dEf9h", "dev_0001", "S3cretDevice0001", &[]);
-    connect(broker.port, &good).await.expect("the broker still serves logins");
+    connect(broker.port, &good)
+        .await
+        .expect("the broker still serves logins");
     let log = broker.log();
     let refusals: Vec<&str> = log.lines().filter(|l| l.contains("login refused")).collect();
-    assert!(refusals.len() >= 500, "the plugin saw and refused most of them: {}", refusals.len());
+    assert!(
+        refusals.len() >= 500,
+        "the plugin saw and refused most of them: {}",
+        refusals.len()
+    );
     let mut seen = std::collections::HashSet::new();
     for line in &refusals {
         assert!(line.contains("reason="), "{line}");
@@ -323,22 +334,45 @@ fn hostile_connects() -> Vec<Vec<u8>> {
     let hex = valid.2.clone();
     for n in (0..=hex.len() + 4).filter(|n| *n != hex.len()) {
         let password: String = hex.chars().cycle().take(n).collect();
-        out.push(connect_packet(valid.0.as_bytes(), Some(valid.1.as_bytes()), Some(password.as_bytes())));
+        out.push(connect_packet(
+            valid.0.as_bytes(),
+            Some(valid.1.as_bytes()),
+            Some(password.as_bytes()),
+        ));
     }
     for bad in ["zz", "0x", " ", "\u{0}", "ÿÿ", "-1", "%s%n", "../../etc/passwd"] {
         let password = format!("{bad}{}", &hex[bad.len().min(hex.len())..]);
-        out.push(connect_packet(valid.0.as_bytes(), Some(valid.1.as_bytes()), Some(password.as_bytes())));
+        out.push(connect_packet(
+            valid.0.as_bytes(),
+            Some(valid.1.as_bytes()),
+            Some(password.as_bytes()),
+        ));
     }
     out.push(connect_packet(valid.0.as_bytes(), Some(valid.1.as_bytes()), None));
     // Client ids: odd parameters, every sign method, missing pipes, floods.
-    let methods = ["sha256", "sha1", "md5", "hmacsha256", "hmacsha1", "hmacmd5", "SHA256", "sha512", "", "none"];
+    let methods = [
+        "sha256",
+        "sha1",
+        "md5",
+        "hmacsha256",
+        "hmacsha1",
+        "hmacmd5",
+        "SHA256",
+        "sha512",
+        "",
+        "none",
+    ];
     let modes = ["2", "3", "0", "9", "-1", "", "22", "2 "];
     let timestamps = ["1700000000000", "", "x", "1e12", "99999999999999999999", "1.2.3"];
     for method in methods {
         for mode in modes {
             for ts in timestamps {
                 let client_id = format!("dev_0001|securemode={mode},signmethod={method},timestamp={ts}|");
-                out.push(connect_packet(client_id.as_bytes(), Some(valid.1.as_bytes()), Some(hex.as_bytes())));
+                out.push(connect_packet(
+                    client_id.as_bytes(),
+                    Some(valid.1.as_bytes()),
+                    Some(hex.as_bytes()),
+                ));
             }
         }
     }
@@ -353,15 +387,38 @@ fn hostile_connects() -> Vec<Vec<u8>> {
         "dev_0001||||||",
         "",
     ] {
-        out.push(connect_packet(client_id.as_bytes(), Some(valid.1.as_bytes()), Some(hex.as_bytes())));
+        out.push(connect_packet(
+            client_id.as_bytes(),
+            Some(valid.1.as_bytes()),
+            Some(hex.as_bytes()),
+        ));
     }
     let long_params = format!("dev_0001|{}|", "a=b,".repeat(5_000));
-    out.push(connect_packet(long_params.as_bytes(), Some(valid.1.as_bytes()), Some(hex.as_bytes())));
+    out.push(connect_packet(
+        long_params.as_bytes(),
+        Some(valid.1.as_bytes()),
+        Some(hex.as_bytes()),
+    ));
     // Usernames: separators, NUL, control characters, invalid UTF-8, huge.
     let mut usernames: Vec<Vec<u8>> = [
-        "&", "&&", "dev_0001&", "&Ab3dEf9h", "dev_0001&Ab3dEf9h&x", "dev_0001&Ab3d/Ef9h", "dev+&Ab3dEf9h",
-        "dev#&Ab3dEf9h", "dev_0001 &Ab3dEf9h", "DEV_0001&AB3DEF9H", "dev_0001&Ab3dEf9h\n", "", " ",
-        "backend", "Backend", "nobody", "$SYS", "dev_0001|x&Ab3dEf9h",
+        "&",
+        "&&",
+        "dev_0001&",
+        "&Ab3dEf9h",
+        "dev_0001&Ab3dEf9h&x",
+        "dev_0001&Ab3d/Ef9h",
+        "dev+&Ab3dEf9h",
+        "dev#&Ab3dEf9h",
+        "dev_0001 &Ab3dEf9h",
+        "DEV_0001&AB3DEF9H",
+        "dev_0001&Ab3dEf9h\n",
+        "",
+        " ",
+        "Backend",
+        "backend ",
+        "nobody",
+        "$SYS",
+        "dev_0001|x&Ab3dEf9h",
     ]
     .iter()
     .map(|u| u.as_bytes().to_vec())
@@ -379,8 +436,17 @@ fn hostile_connects() -> Vec<Vec<u8>> {
         }
     }
     // Client ids that are huge, binary or NUL-laden, with valid credentials.
-    for client_id in [vec![0u8; 16], vec![0xff; 16], vec![b'a'; 65_000], b"dev_0001\0|x|".to_vec()] {
-        out.push(connect_packet(&client_id, Some(valid.1.as_bytes()), Some(hex.as_bytes())));
+    for client_id in [
+        vec![0u8; 16],
+        vec![0xff; 16],
+        vec![b'a'; 65_000],
+        b"dev_0001\0|x|".to_vec(),
+    ] {
+        out.push(connect_packet(
+            &client_id,
+            Some(valid.1.as_bytes()),
+            Some(hex.as_bytes()),
+        ));
     }
     // Random bytes after a valid header.
     let mut seed = 0x2545_f491_4f6c_dd1du64;
@@ -395,4 +461,197 @@ fn hostile_connects() -> Vec<Vec<u8>> {
         out.push(p);
     }
     out
+}
+
+/// A device subscribes with 44 hostile filters and publishes on 24 topics
+/// that are not its own, while another device publishes on all its own
+/// topics and listens on its own filters: nothing of the victim's reaches
+/// the attacker, and nothing of the attacker's reaches the victim.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_filters_and_publishes_never_cross_devices() {
+    use rumqttc::{Packet, QoS};
+    let db = db::sqlite();
+    seed(&db.url);
+    let broker = Broker::start(&db.url);
+    let (victim, mut victim_events) = connect(broker.port, &sign("Ab3dEf9h", "dev_0001", "S3cretDevice0001", &[]))
+        .await
+        .expect("victim accepted");
+    let (attacker, mut attacker_events) = connect(broker.port, &sign("Ab3dEf9h", "dev_0003", "S3cretDevice0003", &[]))
+        .await
+        .expect("attacker accepted");
+    let filters = [
+        "#",
+        "+",
+        "+/#",
+        "+/+",
+        "/#",
+        "//#",
+        "/+/#",
+        "+/+/+/+/+/+",
+        "/sys/#",
+        "/sys/+/#",
+        "/sys/+/+/#",
+        "/sys/+/+/thing/#",
+        "/sys/+/+/+/+/+/+",
+        "/sys/Ab3dEf9h/#",
+        "/sys/Ab3dEf9h/+/#",
+        "/sys/Ab3dEf9h/+/thing/#",
+        "/sys/Ab3dEf9h/+/thing/measurepoint/post",
+        "/sys/Ab3dEf9h/dev_0001/#",
+        "/sys/+/dev_0001/#",
+        "/sys/Ab3dEf9h/dev_0001/thing/#",
+        "/sys/Ab3dEf9h/dev_0001/thing/measurepoint/post",
+        "/sys/Ab3dEf9h/dev_0001/thing/service/#",
+        "/sys/Ab3dEf9h/dev_0001/thing/event/+/post",
+        "/sys/Ab3dEf9h//#",
+        "/sys/Ab3dEf9h/dev_0003/../dev_0001/#",
+        "/sys/Ab3dEf9h/dev_0003/+/+/+/+/+",
+        "/+/+/+/thing/measurepoint/post",
+        "$SYS/#",
+        "$SYS/broker/clients/#",
+        "$share/g/#",
+        "$share/g/+/#",
+        "$share/g//sys/Ab3dEf9h/dev_0001/#",
+        "$share/x//sys/+/+/thing/#",
+        "$share/g//sys/#",
+        "/ext/#",
+        "/ext/session/#",
+        "/ext/session/Ab3dEf9h/dev_0001/#",
+        "/ext/+/+/+/#",
+        "/ext/session/Ab3dEf9h/+/combine/#",
+        "/ext/session/Ab3dEf9h/dev_0001/thing/activate/info",
+        "/sys/Ab3dEf9h/dev_0001/thing/model/desired/#",
+        "/sys/Ab3dEf9h/+/thing/service/+",
+        "+/sys/#",
+        "sys/#",
+    ];
+    assert!(filters.len() >= 40);
+    let mut to_attacker = Vec::new();
+    let mut to_victim = Vec::new();
+    for filter in filters {
+        attacker.subscribe(filter, QoS::AtMostOnce).await.unwrap();
+        drive(&mut attacker_events, &mut to_attacker, |p| {
+            matches!(p, Packet::SubAck(_))
+        })
+        .await;
+    }
+    victim
+        .subscribe("/sys/Ab3dEf9h/dev_0001/#", QoS::AtMostOnce)
+        .await
+        .unwrap();
+    drive(&mut victim_events, &mut to_victim, |p| matches!(p, Packet::SubAck(_))).await;
+    let hostile_topics = [
+        "/sys/Ab3dEf9h/dev_0001/thing/measurepoint/post",
+        "/sys/Ab3dEf9h/dev_0001/thing/service/x",
+        "/sys/Ab3dEf9h/dev_0001/thing/event/alarm/post",
+        "/sys/Ab3dEf9h/dev_0001/thing/model/desired/set",
+        "/sys/Ab3dEf9h/dev_0001/x",
+        "/sys/Ab3dEf9h/dev_0001",
+        "/sys/Ab3dEf9h/dev_0001/",
+        "/sys/Ab3dEf9h/dev_0001//",
+        "/sys/Ab3dEf9h/dev_0003/../dev_0001/thing/measurepoint/post",
+        "/sys/Ab3dEf9h/DEV_0001/thing/service/x",
+        "/ext/session/Ab3dEf9h/dev_0001/thing/activate/info",
+        "/ext/session/Ab3dEf9h/dev_0001/combine/login_reply",
+        "/ext/session/Ab3dEf9h/dev_0001/combine/login",
+        "$SYS/broker/uptime",
+        "$share/g/sys",
+        "/sys/Zz9Zz9Zz/dev_0001/thing/measurepoint/post",
+        "/sys//dev_0001/thing/measurepoint/post",
+        "sys/Ab3dEf9h/dev_0001/thing/measurepoint/post",
+        "/sys/Ab3dEf9h/dev_0001/thing/service/x/",
+        "/sys/Ab3dEf9h/dev_0001/thing/service/x/y/z",
+        "/",
+        "//",
+        "x",
+        "/sys",
+    ];
+    assert!(hostile_topics.len() >= 20);
+    for topic in hostile_topics {
+        attacker
+            .publish(topic, QoS::AtLeastOnce, false, b"from the attacker".to_vec())
+            .await
+            .unwrap();
+        drive(&mut attacker_events, &mut to_attacker, |p| {
+            matches!(p, Packet::PubAck(_))
+        })
+        .await;
+    }
+    for topic in [
+        "/sys/Ab3dEf9h/dev_0001/thing/measurepoint/post",
+        "/sys/Ab3dEf9h/dev_0001/thing/event/alarm/post",
+        "/sys/Ab3dEf9h/dev_0001/thing/service/x_reply",
+        "/sys/Ab3dEf9h/dev_0001/thing/model/desired/get",
+    ] {
+        victim
+            .publish(topic, QoS::AtLeastOnce, false, b"the victim's own".to_vec())
+            .await
+            .unwrap();
+        drive(&mut victim_events, &mut to_victim, |p| matches!(p, Packet::PubAck(_))).await;
+    }
+    // Anything still on its way has a second to arrive.
+    let wait = tokio::time::Instant::now() + Duration::from_secs(1);
+    while tokio::time::Instant::now() < wait {
+        drive_for(
+            &mut attacker_events,
+            &mut to_attacker,
+            |_| false,
+            Duration::from_millis(100),
+        )
+        .await;
+        drive_for(
+            &mut victim_events,
+            &mut to_victim,
+            |_| false,
+            Duration::from_millis(100),
+        )
+        .await;
+    }
+    let crossed = |seen: &[(String, Vec<u8>)], from: &[u8]| {
+        seen.iter()
+            .filter(|(_, p)| p == from)
+            .map(|(t, _)| t.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        crossed(&to_attacker, b"the victim's own"),
+        Vec::<String>::new(),
+        "reached the attacker"
+    );
+    assert_eq!(
+        crossed(&to_victim, b"from the attacker"),
+        Vec::<String>::new(),
+        "reached the victim"
+    );
+    assert!(
+        !crossed(&to_victim, b"the victim's own").is_empty(),
+        "the victim's own filter works, so the check could see a crossing"
+    );
+}
+
+/// Polls `events` until a packet matching `until` arrives (5 s at most),
+/// keeping every PUBLISH in `seen`.
+async fn drive(
+    events: &mut rumqttc::EventLoop,
+    seen: &mut Vec<(String, Vec<u8>)>,
+    until: impl Fn(&rumqttc::Packet) -> bool,
+) {
+    drive_for(events, seen, until, Duration::from_secs(5)).await;
+}
+
+/// [`drive`] for at most `limit`.
+async fn drive_for(
+    events: &mut rumqttc::EventLoop,
+    seen: &mut Vec<(String, Vec<u8>)>,
+    until: impl Fn(&rumqttc::Packet) -> bool,
+    limit: Duration,
+) {
+    let deadline = tokio::time::Instant::now() + limit;
+    while let Ok(event) = tokio::time::timeout_at(deadline, events.poll()).await {
+        match event.expect("the connection stays up") {
+            rumqttc::Event::Incoming(rumqttc::Packet::Publish(p)) => seen.push((p.topic.clone(), p.payload.to_vec())),
+            rumqttc::Event::Incoming(packet) if until(&packet) => return,
+            _ => {}
+        }
+    }
 }
