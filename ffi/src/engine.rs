@@ -86,6 +86,7 @@ pub unsafe extern "C" fn dg_engine_free(engine: *mut dg_engine) -> dg_result {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn dg_last_error(message: *mut dg_out_buf) -> dg_result {
     let copy = std::panic::AssertUnwindSafe(|| {
+        crate::guard::injected_panic("dg_last_error");
         let text = last_error();
         // SAFETY: the caller's contract.
         match unsafe { check_room(&[(message, text.len(), "message")]) } {

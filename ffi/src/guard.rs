@@ -43,7 +43,11 @@ pub(crate) fn last_error() -> String {
 /// Runs the entry point `name`: a panic becomes `DG_ERR_INTERNAL`, and the
 /// thread's last error is set from the outcome.
 pub(crate) fn catch<T>(name: &'static str, body: impl FnOnce() -> Result<T, Failure>) -> Result<T, Failure> {
-    let outcome = catch_unwind(AssertUnwindSafe(body)).unwrap_or_else(|panic| {
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        injected_panic(name);
+        body()
+    }))
+    .unwrap_or_else(|panic| {
         let what = panic
             .downcast_ref::<&str>()
             .map(|s| (*s).to_owned())
@@ -69,3 +73,22 @@ pub(crate) fn catch<T>(name: &'static str, body: impl FnOnce() -> Result<T, Fail
 pub(crate) fn entry(name: &'static str, body: impl FnOnce() -> Result<dg_result, Failure>) -> dg_result {
     catch(name, body).unwrap_or_else(|f| f.code)
 }
+
+/// Test builds only (`--features panic-injection`): the entry point that
+/// panics on purpose, to prove no panic crosses `extern "C"`.
+#[cfg(feature = "panic-injection")]
+pub(crate) static INJECT_PANIC: std::sync::Mutex<Option<&'static str>> = std::sync::Mutex::new(None);
+
+/// Panics if this entry point is the one [`INJECT_PANIC`] names.
+#[cfg(feature = "panic-injection")]
+pub(crate) fn injected_panic(name: &str) {
+    let armed = INJECT_PANIC.lock().map(|g| *g == Some(name)).unwrap_or(false);
+    if armed {
+        panic!("injected panic");
+    }
+}
+
+/// Nothing: panics are injected only in test builds.
+#[cfg(not(feature = "panic-injection"))]
+#[inline(always)]
+pub(crate) fn injected_panic(_name: &str) {}

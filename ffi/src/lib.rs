@@ -52,3 +52,5 @@ pub use subscribe::dg_auth_on_subscribe;
 
 #[cfg(test)]
 mod bad_input;
+#[cfg(all(test, feature = "panic-injection"))]
+mod panic_injection;
