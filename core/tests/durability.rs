@@ -6,18 +6,13 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use devicegate::credentials::Dialect;
-use devicegate::engine::{ConnectDecision, ConnectRequest, ConnectionId, Effect, EngineConfig, Hooks, StoreWrite};
+use devicegate::engine::{ConnectDecision, ConnectionId, Effect, EngineConfig, Hooks, StoreWrite};
 use devicegate::spool::Spool;
-use devicegate::store::{DeviceSpec, ProductSpec, Store, now_ms};
+use devicegate::store::{Store, now_ms};
 use devicegate::sync::{Authenticator, SyncConfig};
 use devicegate_test_support as common;
+use devicegate_test_support::fleet::{E3_ID, E3_PW, E9_ID, E9_PW, connect, seed};
 use sqlx::Connection;
-
-const E3_ID: &str = "dev_0001|securemode=2,signmethod=hmacsha256,timestamp=1795320550912.803|";
-const E3_PW: &str = "ae6a61853dddd9fd18ae77965aa1547ac13ca12c3e5c32769c2a4f69512ee9ec";
-const E9_ID: &str = "dev_0002|securemode=3,signmethod=hmacsha256,timestamp=1795320550912.803|";
-const E9_PW: &str = "4f4edbc363554b3d3f96bc4466c7356e6ee142bda4d65d1b10e6e139228acde8";
 
 /// Timings for tests, with the spool in `spool_dir`; installs a subscriber
 /// so the background task's log lines show when a test fails.
@@ -29,35 +24,6 @@ fn sync_config(spool_dir: &Path) -> SyncConfig {
         watch_interval: Duration::from_millis(200),
         ..SyncConfig::default()
     }
-}
-
-async fn seed(url: &str) -> Store {
-    let store = Store::connect(url).await.unwrap();
-    let mut spec = ProductSpec::new("Ab3dEf9h", Dialect::Enos);
-    spec.secret = Some("ProdSecretXYZ123".into());
-    spec.dynamic_activation = true;
-    store.create_product(spec).await.unwrap();
-    let secret = DeviceSpec {
-        secret: Some("S3cretDevice0001".into()),
-        ..DeviceSpec::default()
-    };
-    store.create_device("Ab3dEf9h", "dev_0001", secret).await.unwrap();
-    let waiting = DeviceSpec {
-        no_secret: true,
-        ..DeviceSpec::default()
-    };
-    store.create_device("Ab3dEf9h", "dev_0002", waiting).await.unwrap();
-    store
-}
-
-fn connect(auth: &Authenticator, conn: u64, client_id: &str, username: &str, password: &str) -> ConnectDecision {
-    let request = ConnectRequest {
-        client_id: client_id.as_bytes(),
-        username: Some(username.as_bytes()),
-        password: Some(password.as_bytes()),
-        address: Some("127.0.0.1"),
-    };
-    auth.handle_connect(ConnectionId(conn), &request, now_ms())
 }
 
 async fn within(what: &str, limit: Duration, mut check: impl AsyncFnMut() -> bool) {

@@ -9,31 +9,7 @@ use crate::presence::dg_on_client_gone;
 use crate::publish::dg_auth_on_publish;
 use crate::register::dg_auth_on_register;
 use crate::subscribe::dg_auth_on_subscribe;
-
-fn s(bytes: &[u8]) -> dg_str {
-    dg_str {
-        ptr: bytes.as_ptr(),
-        len: bytes.len(),
-    }
-}
-
-const ABSENT: dg_str = dg_str {
-    ptr: std::ptr::null(),
-    len: 0,
-};
-
-/// The calling thread's last error.
-fn last_error() -> String {
-    let mut text = [0u8; 512];
-    let mut out = dg_out_buf {
-        ptr: text.as_mut_ptr(),
-        cap: text.len(),
-        len: 0,
-    };
-    // SAFETY: `out` describes `text`, which outlives the call.
-    assert_eq!(unsafe { dg_last_error(&mut out) }, dg_result::DG_OK);
-    String::from_utf8(text[..out.len].to_vec()).unwrap()
-}
+use crate::test_calls::{ABSENT, last_error, s};
 
 /// An engine on a fresh SQLite file (its registry may not be loaded yet:
 /// these checks come first).

@@ -54,3 +54,5 @@ pub use subscribe::dg_auth_on_subscribe;
 mod bad_input;
 #[cfg(all(test, feature = "panic-injection"))]
 mod panic_injection;
+#[cfg(test)]
+mod test_calls;

@@ -4,7 +4,7 @@
 //! in `dg_last_error`, and the process and the engine go on.
 //! `dg_abi_version` returns a constant and has nothing that could panic.
 
-use crate::abi::{dg_out_buf, dg_result, dg_str, dg_topic_qos};
+use crate::abi::{dg_out_buf, dg_result, dg_topic_qos};
 use crate::effects::{dg_effect, dg_poll_effect};
 use crate::engine::{dg_engine_free, dg_engine_new, dg_last_error};
 use crate::guard::INJECT_PANIC;
@@ -13,30 +13,7 @@ use crate::presence::{dg_on_client_gone, dg_on_client_offline, dg_on_register};
 use crate::publish::dg_auth_on_publish;
 use crate::register::dg_auth_on_register;
 use crate::subscribe::dg_auth_on_subscribe;
-
-fn s(bytes: &[u8]) -> dg_str {
-    dg_str {
-        ptr: bytes.as_ptr(),
-        len: bytes.len(),
-    }
-}
-
-const ABSENT: dg_str = dg_str {
-    ptr: std::ptr::null(),
-    len: 0,
-};
-
-fn last_error() -> String {
-    let mut text = [0u8; 512];
-    let mut out = dg_out_buf {
-        ptr: text.as_mut_ptr(),
-        cap: text.len(),
-        len: 0,
-    };
-    // SAFETY: `out` describes `text`, which outlives the call.
-    unsafe { dg_last_error(&mut out) };
-    String::from_utf8_lossy(&text[..out.len]).into_owned()
-}
+use crate::test_calls::{ABSENT, last_error, s};
 
 fn arm(name: Option<&'static str>) {
     *INJECT_PANIC.lock().unwrap() = name;

@@ -5,6 +5,7 @@
 //! the `devicegate` CLI, as tests drive it.
 
 mod cli;
+pub mod fleet;
 pub mod mqtt;
 pub mod raw;
 pub mod scenarios;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use devicegate_test_support as db;
 use devicegate_test_support::mqtt::{answer_activation, connect, seed};
 use devicegate_test_support::raw::{connack_from, connect_packet, login_packet, send_once};
-use devicegate_test_support::scenarios::stays_open;
+use devicegate_test_support::scenarios::{seed_client_id_twin, stays_open};
 use devicegate_test_support::{cli, sign};
 use rumqttc::ConnectReturnCode;
 use support::{Broker, hand_over, plugin_path, unsafe_is_root};
@@ -47,18 +47,7 @@ async fn a_device_cannot_take_over_another_devices_client_id() {
     seed(&db.url);
     // A device of another product with the same device key: an EnOS SDK
     // that sends a fixed timestamp gives it the victim's exact client id.
-    cli(&db.url, &["product", "create", "Zz9Zz9Zz"]);
-    cli(
-        &db.url,
-        &[
-            "device",
-            "create",
-            "Zz9Zz9Zz",
-            "dev_0001",
-            "--secret",
-            "OtherSecret0001",
-        ],
-    );
+    seed_client_id_twin(&db.url);
     let broker = Broker::start(&db.url);
     let ts = ["--timestamp", "1700000000000"];
     let victim = sign("Ab3dEf9h", "dev_0001", "S3cretDevice0001", &ts);
