@@ -22,5 +22,6 @@ cargo build --locked -p devicegate-cli -p devicegate-mosquitto -p devicegate-ffi
 echo "==> cargo test --workspace" >&2
 cargo test --locked --workspace
 
-echo "==> a panic injected into each C entry point is caught (test-only feature)" >&2
+echo "==> a panic injected into each C entry point and each Mosquitto callback is caught (test-only feature)" >&2
 cargo test --locked -p devicegate-ffi --features panic-injection --lib panic_injection
+cargo test --locked -p devicegate-mosquitto --features panic-injection --test panic_injection

@@ -57,13 +57,22 @@ impl Broker {
 
     /// Starts mosquitto with `extra` configuration lines, without waiting.
     pub fn spawn(database_url: &str, extra: &str) -> Broker {
+        Broker::spawn_with_env(database_url, extra, &[])
+    }
+
+    /// [`Broker::spawn`] with `env` added to the broker's environment.
+    pub fn spawn_with_env(database_url: &str, extra: &str, env: &[(&str, &str)]) -> Broker {
         let port = free_port();
-        Broker::spawn_config(&format!(
-            "per_listener_settings false\nlistener {port} 127.0.0.1\nallow_anonymous false\n\
+        Broker::spawn_config_env(
+            &format!(
+                "per_listener_settings false\nlistener {port} 127.0.0.1\nallow_anonymous false\n\
              plugin {}\nplugin_opt_database_url {database_url}\nplugin_opt_refresh_interval_ms 100\n\
              plugin_opt_log_level debug\n{extra}\n",
-            plugin_path().display(),
-        ))
+                plugin_path().display(),
+            ),
+            if unsafe_is_root() { "root" } else { "" },
+            env,
+        )
     }
 
     /// Starts mosquitto with `config` as the whole configuration (plus the
@@ -78,6 +87,11 @@ impl Broker {
     /// tests run as root ("": the tests' own user). The broker's directory
     /// is handed to that user, so it can write its log there.
     pub fn spawn_config_as(config: &str, user: &str) -> Broker {
+        Broker::spawn_config_env(config, user, &[])
+    }
+
+    /// [`Broker::spawn_config_as`] with `env` added to the broker's environment.
+    pub fn spawn_config_env(config: &str, user: &str, env: &[(&str, &str)]) -> Broker {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("mosquitto.log");
         let conf = dir.path().join("mosquitto.conf");
@@ -101,6 +115,7 @@ impl Broker {
             .unwrap_or(0);
         let console = std::fs::File::create(dir.path().join("console.log")).unwrap();
         let child = Command::new(mosquitto_binary())
+            .envs(env.iter().copied())
             .arg("-c")
             .arg(&conf)
             .stdout(console.try_clone().unwrap())
