@@ -37,15 +37,13 @@ impl StoreError {
     /// value the schema refuses), so retrying it can never succeed.
     pub fn is_row_fault(&self) -> bool {
         match self {
-            StoreError::Database(sqlx::Error::Database(db)) => {
-                let code = db.code().unwrap_or_default();
-                match code.parse::<u32>() {
-                    // SQLite: CONSTRAINT (19) and its extended codes, MISMATCH (20), RANGE (25).
-                    Ok(n) if !code.starts_with('0') || code == "0" => matches!(n & 0xff, 19 | 20 | 25),
-                    // Postgres SQLSTATE classes 22 (data exception) and 23 (integrity).
-                    _ => code.starts_with("22") || code.starts_with("23"),
-                }
-            }
+            StoreError::Database(sqlx::Error::Database(db)) => match DbCode::of(db.code().as_deref()) {
+                // CONSTRAINT (19) and its extended codes, MISMATCH (20), RANGE (25).
+                DbCode::Sqlite(n) => matches!(n & 0xff, 19 | 20 | 25),
+                // Classes 22 (data exception) and 23 (integrity constraint).
+                DbCode::Sqlstate(code) => code.starts_with("22") || code.starts_with("23"),
+                DbCode::Unknown => false,
+            },
             StoreError::Database(
                 sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) | sqlx::Error::Encode(_),
             ) => true,
@@ -62,14 +60,9 @@ impl StoreError {
             StoreError::Missing(_) => return ConditionKind::FileGone,
             _ => return ConditionKind::Unreachable,
         };
-        let code = db.code().unwrap_or_default();
-        let sqlite = code
-            .parse::<u32>()
-            .ok()
-            .filter(|_| !code.starts_with('0') && code.len() <= 5);
-        match sqlite {
-            Some(1032) => ConditionKind::FileGone,
-            Some(n) => match n & 0xff {
+        match DbCode::of(db.code().as_deref()) {
+            DbCode::Sqlite(1032) => ConditionKind::FileGone,
+            DbCode::Sqlite(n) => match n & 0xff {
                 8 => ConditionKind::ReadOnly,
                 3 | 23 => ConditionKind::PermissionDenied,
                 13 => ConditionKind::Full,
@@ -77,7 +70,7 @@ impl StoreError {
                 5 | 6 => ConditionKind::Busy,
                 _ => ConditionKind::Other,
             },
-            None => match &*code {
+            DbCode::Sqlstate(code) => match code {
                 "25006" => ConditionKind::ReadOnly,
                 "42501" => ConditionKind::PermissionDenied,
                 "55P03" | "40001" | "40P01" | "57014" => ConditionKind::Busy,
@@ -85,6 +78,27 @@ impl StoreError {
                 c if c.starts_with("08") || c.starts_with("57P") => ConditionKind::Unreachable,
                 _ => ConditionKind::Other,
             },
+            DbCode::Unknown => ConditionKind::Other,
+        }
+    }
+}
+
+/// A database error code, told apart by its form: SQLite's are decimal
+/// numbers below 10,000 (primary code in the low byte), Postgres's are
+/// five-character SQLSTATEs (which may be all digits, like `23505`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DbCode<'a> {
+    Sqlite(u32),
+    Sqlstate(&'a str),
+    Unknown,
+}
+
+impl<'a> DbCode<'a> {
+    fn of(code: Option<&'a str>) -> Self {
+        match code {
+            Some(c) if c.len() == 5 => DbCode::Sqlstate(c),
+            Some(c) if c.len() < 5 => c.parse().map_or(DbCode::Unknown, DbCode::Sqlite),
+            _ => DbCode::Unknown,
         }
     }
 }
@@ -208,5 +222,22 @@ pub fn explain(backend: Backend, url: &str, kind: ConditionKind) -> String {
             format!("the Postgres database {url} cannot be reached")
         }
         ConditionKind::Other => format!("the Postgres database {url} refuses writes"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DbCode;
+
+    #[test]
+    fn sqlite_codes_and_sqlstates_are_told_apart() {
+        assert_eq!(DbCode::of(Some("8")), DbCode::Sqlite(8));
+        assert_eq!(DbCode::of(Some("1032")), DbCode::Sqlite(1032));
+        assert_eq!(DbCode::of(Some("2067")), DbCode::Sqlite(2067));
+        assert_eq!(DbCode::of(Some("23505")), DbCode::Sqlstate("23505"));
+        assert_eq!(DbCode::of(Some("25006")), DbCode::Sqlstate("25006"));
+        assert_eq!(DbCode::of(Some("57P01")), DbCode::Sqlstate("57P01"));
+        assert_eq!(DbCode::of(Some("x")), DbCode::Unknown);
+        assert_eq!(DbCode::of(None), DbCode::Unknown);
     }
 }
