@@ -46,6 +46,11 @@ pub struct SyncConfig {
     pub spool_dir: Option<std::path::PathBuf>,
     /// How often an SQLite file is checked for deletion or replacement.
     pub watch_interval: Duration,
+    /// Open nothing (database, spool) until [`Authenticator::begin`]: a
+    /// broker that loads plugins as root and drops privileges afterwards
+    /// (Mosquitto) calls it once it runs as its own user, so no file is
+    /// created or opened as root.
+    pub wait_for_begin: bool,
 }
 
 impl Default for SyncConfig {
@@ -58,6 +63,7 @@ impl Default for SyncConfig {
             event_retention: Duration::from_secs(30 * 24 * 3600),
             spool_dir: None,
             watch_interval: Duration::from_secs(1),
+            wait_for_begin: false,
         }
     }
 }
@@ -68,6 +74,8 @@ impl Default for SyncConfig {
 pub struct Authenticator {
     engine: Arc<Engine>,
     stop: Arc<Notify>,
+    begin: Arc<Notify>,
+    begun: std::sync::atomic::AtomicBool,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -79,14 +87,23 @@ impl Authenticator {
     pub fn start(engine: EngineConfig, sync: SyncConfig, database_url: &str) -> Result<Self, StoreError> {
         Backend::of(database_url).ok_or_else(|| StoreError::UnsupportedUrl(redact_url(database_url)))?;
         let engine = Arc::new(Engine::new(Arc::new(Registry::new()), engine));
-        let stop = Arc::new(Notify::new());
-        let (task_engine, task_stop, url) = (Arc::clone(&engine), Arc::clone(&stop), database_url.to_owned());
+        let (stop, begin) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+        let (task_engine, task_stop, task_begin) = (Arc::clone(&engine), Arc::clone(&stop), Arc::clone(&begin));
+        let url = database_url.to_owned();
         let thread = std::thread::Builder::new()
             .name("devicegate-sync".to_owned())
             .spawn(move || {
                 let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
                 match runtime {
-                    Ok(rt) => rt.block_on(run(task_engine, sync, url, task_stop)),
+                    Ok(rt) => rt.block_on(async move {
+                        if sync.wait_for_begin {
+                            tokio::select! {
+                                _ = task_begin.notified() => {}
+                                _ = task_stop.notified() => return,
+                            }
+                        }
+                        run(task_engine, sync, url, task_stop).await
+                    }),
                     Err(e) => {
                         tracing::error!("cannot start the devicegate background runtime: {e}")
                     }
@@ -96,8 +113,18 @@ impl Authenticator {
         Ok(Authenticator {
             engine,
             stop,
+            begin,
+            begun: std::sync::atomic::AtomicBool::new(false),
             thread: Mutex::new(Some(thread)),
         })
+    }
+
+    /// Lets a task started with [`SyncConfig::wait_for_begin`] open the
+    /// database. Cheap and idempotent: call it from every callback.
+    pub fn begin(&self) {
+        if !self.begun.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            self.begin.notify_one();
+        }
     }
 
     /// The engine, for adapters that need more than the hooks.

@@ -65,7 +65,9 @@ impl Engine {
         if refusal.counts_as_failure() {
             for block in self.limits.record_failure(username, request.address, now_ms) {
                 tracing::warn!(
-                    username = username.map_or(Cow::Borrowed("-"), |u| shorten(u, 64)).as_ref(),
+                    username = username
+                        .map_or(Cow::Borrowed("-"), |u| shorten(u, LOG_FIELD_MAX))
+                        .as_ref(),
                     address = request.address.unwrap_or("-"),
                     "too many failed logins: blocking {} for {} s",
                     block.scope,
@@ -76,11 +78,11 @@ impl Engine {
         tracing::warn!(
             username = match request.username {
                 None => Cow::Borrowed("-"),
-                Some(_) => username.map_or(Cow::Borrowed("<not utf-8>"), |u| shorten(u, 64)),
+                Some(_) => username.map_or(Cow::Borrowed("<not utf-8>"), |u| shorten(u, LOG_FIELD_MAX)),
             }
             .as_ref(),
             address = request.address.unwrap_or("-"),
-            client_id = shorten(&String::from_utf8_lossy(request.client_id), 64).as_ref(),
+            client_id = shorten(&String::from_utf8_lossy(request.client_id), LOG_FIELD_MAX).as_ref(),
             reason = %refusal,
             "login refused"
         );
@@ -152,7 +154,7 @@ impl Engine {
     /// Whether `client_id` is held by a live connection of another subject
     /// than `login` (`None`: a client devicegate does not own). The same
     /// subject reconnecting takes its own session over (PROTOCOL.md §9 S4).
-    pub(super) fn client_id_held(&self, client_id: &[u8], login: Option<Holder<'_>>) -> bool {
+    fn client_id_held(&self, client_id: &[u8], login: Option<Holder<'_>>) -> bool {
         let client_id = String::from_utf8_lossy(client_id);
         let Some(holder) = self.client_ids.get(&*client_id).map(|c| *c) else {
             return false;
@@ -480,16 +482,20 @@ impl Engine {
 
 /// Who a login is for, to compare with the holder of its client id.
 #[derive(Clone, Copy)]
-pub(super) enum Holder<'a> {
+enum Holder<'a> {
     /// A device, `{dk}&{pk}`.
     Device(&'a str),
     /// A principal, by name.
     Principal(&'a str),
 }
 
+/// The most characters of a username or client id a log line shows:
+/// enough for every SDK's client id, too few for padding to hide the rest.
+const LOG_FIELD_MAX: usize = 128;
+
 /// `text` cut to at most `max` characters, with the length it had, so a
 /// padded field cannot push the rest of a log line out of sight.
-pub(super) fn shorten(text: &str, max: usize) -> Cow<'_, str> {
+fn shorten(text: &str, max: usize) -> Cow<'_, str> {
     match text.char_indices().nth(max) {
         None => Cow::Borrowed(text),
         Some((cut, _)) => Cow::Owned(format!("{}…({} bytes)", &text[..cut], text.len())),

@@ -22,9 +22,6 @@ pub unsafe extern "C" fn on_basic_auth(_event: c_int, event_data: *mut c_void, u
         };
         let connection = client::connection(event.client);
         plugin.finish_disconnect(connection);
-        // Connections closed since the last TICK free their client ids now,
-        // so the id check below sees only live sessions.
-        plugin.finish_disconnects();
         // SAFETY: `event.client` is the live client of this callback; the
         // username and password are NULL or NUL-terminated for its duration.
         let (client_id, address, username, password) = unsafe {
@@ -41,6 +38,8 @@ pub unsafe extern "C" fn on_basic_auth(_event: c_int, event_data: *mut c_void, u
             password,
             address: address.as_deref(),
         };
+        // A holder of this client id that closed since the last TICK frees
+        // it now, so the engine's id check sees only live sessions.
         if let Some(holder) = plugin.auth.engine().client_id_holder(&client_id) {
             plugin.finish_disconnect(holder);
         }

@@ -36,7 +36,7 @@ impl Kicks {
 impl Plugin {
     /// Drains the engine's effects; kicks run now where `kicks` allows.
     pub fn drain_effects(&self, kicks: Kicks) {
-        if kicks != Kicks::Wait {
+        if kicks != Kicks::Wait && !self.kicks.borrow().is_empty() {
             let due: Vec<(ConnectionId, String)> = {
                 let mut waiting = self.kicks.borrow_mut();
                 let (due, keep) = waiting.drain(..).partition(|(c, _)| kicks.allows(*c));

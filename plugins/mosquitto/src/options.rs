@@ -50,7 +50,12 @@ impl Options {
         let mut database_url = None;
         let mut log_level = Level::INFO;
         let mut engine = EngineConfig::default();
-        let mut sync = SyncConfig::default();
+        // Mosquitto loads plugins as root and drops privileges afterwards:
+        // the database is opened from the first TICK on (see `tick.rs`).
+        let mut sync = SyncConfig {
+            wait_for_begin: true,
+            ..SyncConfig::default()
+        };
         let mut stats_interval_secs = 0;
         for (key, value) in pairs {
             match key {

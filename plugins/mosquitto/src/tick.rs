@@ -15,6 +15,8 @@ pub unsafe extern "C" fn on_tick(_event: c_int, event_data: *mut c_void, userdat
     guard("tick", ffi::MOSQ_ERR_SUCCESS, || {
         // SAFETY: the broker passes the registered userdata and a valid event.
         if let Some((plugin, _)) = unsafe { Plugin::with_event::<ffi::mosquitto_evt_tick>(userdata, event_data) } {
+            // The broker runs as its own user by its first TICK.
+            plugin.auth.begin();
             plugin.finish_disconnects();
             plugin.auth.handle_tick(now_ms());
             plugin.drain_effects(crate::effects::Kicks::Now);

@@ -15,8 +15,21 @@ use devicegate_test_support::{cli, sign};
 use rumqttc::ConnectReturnCode;
 use support::{Broker, hand_over, plugin_path, unsafe_is_root};
 
-fn device_show(url: &str, dk: &str) -> serde_json::Value {
-    cli(url, &["device", "show", "Ab3dEf9h", dk])
+/// `device show` run as the broker's user `mosquitto` (when the tests run
+/// as root): run as root on a database in use, the CLI could create its
+/// `-wal`/`-shm` owned by root, which the broker then cannot write.
+fn device_show_as_broker(url: &str, dk: &str) -> serde_json::Value {
+    if !unsafe_is_root() {
+        return cli(url, &["device", "show", "Ab3dEf9h", dk]);
+    }
+    let out = std::process::Command::new("runuser")
+        .args(["-u", "mosquitto", "--"])
+        .arg(devicegate_test_support::cli_binary())
+        .args(["--database-url", url, "--json", "device", "show", "Ab3dEf9h", dk])
+        .output()
+        .expect("runuser runs (util-linux)");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 fn chmod(path: &std::path::Path, mode: u32) {
@@ -199,15 +212,22 @@ async fn a_read_only_sqlite_file_keeps_state_changes_until_it_is_writable() {
         "the log names the file, the user and the fix:\n{log}"
     );
     assert!(!log.contains("dropping a state write"), "{log}");
-    assert!(device_show(&db.url, "dev_0001")["activated_at"].is_null());
+    assert!(device_show_as_broker(&db.url, "dev_0001")["activated_at"].is_null());
     // The file becomes writable: no restart, everything is written, and
     // only now is the device's new secret pushed.
-    chmod(&path, 0o644);
+    // The fix the log line gives: SQLite made its -wal and -shm read-only
+    // like the file, so all three become writable.
+    for suffix in ["", "-wal", "-shm"] {
+        let file = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
+        if file.exists() {
+            chmod(&file, 0o644);
+        }
+    }
     let secret = answer_activation(&client, &mut events, Duration::from_secs(20)).await;
     let start = std::time::Instant::now();
     loop {
-        let one = device_show(&db.url, "dev_0001");
-        let two = device_show(&db.url, "dev_0002");
+        let one = device_show_as_broker(&db.url, "dev_0001");
+        let two = device_show_as_broker(&db.url, "dev_0002");
         if one["online"] == true && !one["activated_at"].is_null() && !two["activated_at"].is_null() {
             break;
         }
