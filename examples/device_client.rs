@@ -31,7 +31,7 @@ async fn login(
     secret: &str,
     secure_mode: u8,
 ) -> Result<(AsyncClient, EventLoop), Error> {
-    let timestamp = devicegate::store::now_ms().to_string();
+    let timestamp = devicegate::clock::now_ms().to_string();
     let signed = sign_device_login(&LoginSpec {
         dialect: Dialect::Enos,
         product_key: pk,

@@ -9,9 +9,10 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use devicegate::clock::now_ms;
 use devicegate::credentials::Dialect;
 use devicegate::engine::{ConnectDecision, ConnectRequest, ConnectionId, EngineConfig, Hooks};
-use devicegate::store::{DeviceSpec, ProductSpec, Store, now_ms};
+use devicegate::store::{DeviceSpec, ProductSpec, Store};
 use devicegate::sync::{Authenticator, SyncConfig};
 use ffi::{dg_result, dg_str};
 
@@ -69,12 +70,12 @@ fn publish(c: &mut Criterion) {
 
     let auth = Authenticator::start(EngineConfig::default(), SyncConfig::default(), &url).unwrap();
     until("the Rust engine's registry", || auth.is_ready());
-    let request = ConnectRequest {
-        client_id: CLIENT_ID.as_bytes(),
-        username: Some(USERNAME.as_bytes()),
-        password: Some(PASSWORD.as_bytes()),
-        address: Some("127.0.0.1"),
-    };
+    let request = ConnectRequest::new(
+        CLIENT_ID.as_bytes(),
+        Some(USERNAME.as_bytes()),
+        Some(PASSWORD.as_bytes()),
+        Some("127.0.0.1"),
+    );
     assert_eq!(
         auth.handle_connect(ConnectionId(1), &request, now_ms()),
         ConnectDecision::Accept

@@ -106,7 +106,7 @@ fn login(c: &mut Criterion) {
                     Some(case.password.as_bytes()),
                 )
                 .unwrap();
-                let devicegate::credentials::Login::DeviceSecret(s) = login else {
+                let devicegate::credentials::Presented::DeviceSecret(s) = login else {
                     panic!()
                 };
                 let ok = registry
@@ -151,12 +151,12 @@ fn login(c: &mut Criterion) {
     let engine = Engine::new(Arc::clone(&registry), EngineConfig::default());
     let case = &CASES[0];
     group.bench_function("handle_connect_and_disconnect/enos_sha256", |b| {
-        let request = ConnectRequest {
-            client_id: case.client_id.as_bytes(),
-            username: Some(case.username.as_bytes()),
-            password: Some(case.password.as_bytes()),
-            address: Some("10.0.0.1"),
-        };
+        let request = ConnectRequest::new(
+            case.client_id.as_bytes(),
+            Some(case.username.as_bytes()),
+            Some(case.password.as_bytes()),
+            Some("10.0.0.1"),
+        );
         b.iter(|| {
             assert!(
                 engine.handle_connect(ConnectionId(1), &request, NOW) == devicegate::engine::ConnectDecision::Accept
@@ -172,12 +172,12 @@ fn login(c: &mut Criterion) {
 fn acl(c: &mut Criterion) {
     let engine = Engine::new(registry(), EngineConfig::default());
     for (conn, case) in [(1, &CASES[0]), (2, &CASES[3])] {
-        let request = ConnectRequest {
-            client_id: case.client_id.as_bytes(),
-            username: Some(case.username.as_bytes()),
-            password: Some(case.password.as_bytes()),
-            address: None,
-        };
+        let request = ConnectRequest::new(
+            case.client_id.as_bytes(),
+            Some(case.username.as_bytes()),
+            Some(case.password.as_bytes()),
+            None,
+        );
         assert_eq!(
             engine.handle_connect(ConnectionId(conn), &request, NOW),
             devicegate::engine::ConnectDecision::Accept

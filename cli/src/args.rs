@@ -203,6 +203,9 @@ pub enum DeviceCommand {
         /// The device key.
         device_key: String,
     },
+    /// Create a TLS pre-shared key for a device and print its identity and
+    /// key once; `device psk revoke` revokes.
+    Psk(PskArgs),
     /// Import devices from a CSV file with the header `device_key[,secret][,gateway]`.
     Import {
         /// The product key.
@@ -212,6 +215,39 @@ pub enum DeviceCommand {
         /// Rows per transaction.
         #[arg(long, default_value_t = 500)]
         batch_size: usize,
+    },
+}
+
+/// `devicegate device psk PK DK [--identity ID]`, or `device psk revoke …`.
+#[derive(Debug, Clone, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct PskArgs {
+    /// The product key.
+    #[arg(required = true)]
+    pub product_key: Option<String>,
+    /// The device key.
+    #[arg(required = true)]
+    pub device_key: Option<String>,
+    /// The identity the device sends (1–128 printable ASCII characters
+    /// without `& | / + #`); default: 22 random base64url characters.
+    #[arg(long)]
+    pub identity: Option<String>,
+    #[command(subcommand)]
+    pub action: Option<PskAction>,
+}
+
+/// `devicegate device psk …` actions.
+#[derive(Debug, Clone, Subcommand)]
+pub enum PskAction {
+    /// Revoke one of the device's PSKs, or all of them: brokers refuse it
+    /// at once and close the connections that use it.
+    Revoke {
+        /// The product key.
+        product_key: String,
+        /// The device key.
+        device_key: String,
+        /// The PSK identity (default: every PSK of the device).
+        identity: Option<String>,
     },
 }
 

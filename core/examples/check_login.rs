@@ -7,9 +7,9 @@
 
 use std::time::{Duration, Instant};
 
+use devicegate::clock::now_ms;
 use devicegate::engine::{ConnectRequest, ConnectionId, EngineConfig, Hooks};
 use devicegate::sign::{Content, HashAlg, Scheme, SignMethod, compute};
-use devicegate::store::now_ms;
 use devicegate::sync::{Authenticator, SyncConfig};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -44,12 +44,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("forged", "not-the-secret"),
     ] {
         let password = compute(method, &content, key.as_bytes()).to_hex_upper();
-        let request = ConnectRequest {
-            client_id: client_id.as_bytes(),
-            username: Some(username.as_bytes()),
-            password: Some(password.as_bytes()),
-            address: Some("127.0.0.1"),
-        };
+        let request = ConnectRequest::new(
+            client_id.as_bytes(),
+            Some(username.as_bytes()),
+            Some(password.as_bytes()),
+            Some("127.0.0.1"),
+        );
         let decision = auth.handle_connect(ConnectionId(1), &request, now_ms());
         println!(
             "login {label}: {decision:?} (CONNACK {})",

@@ -102,13 +102,19 @@ pub enum Refusal {
     /// broker thread's budget for those is spent this second: retry.
     #[error("busy: too many slow password checks this second, retry")]
     Busy,
+    /// The TLS credential (PSK identity) is unknown or revoked.
+    #[error("unknown or revoked TLS credential")]
+    UnknownCredential,
+    /// The username names another device than the TLS credential.
+    #[error("username names another device than the TLS credential")]
+    CredentialNamesAnotherDevice,
 }
 
 impl Refusal {
     /// The CONNECT outcome for this refusal (PROTOCOL.md §8.1, §9 C2).
     pub fn outcome(self) -> ConnectOutcome {
         match self {
-            Refusal::Credentials(e) => e.outcome(),
+            Refusal::Credentials(e) => credential_outcome(e),
             Refusal::ClientIdInUse => ConnectOutcome::BadClientId,
             Refusal::RegistryNotLoaded | Refusal::Busy => ConnectOutcome::Unavailable,
             Refusal::UnknownProduct
@@ -119,7 +125,9 @@ impl Refusal {
             | Refusal::StaleTimestamp
             | Refusal::UnknownPrincipal
             | Refusal::BadPassword
-            | Refusal::BadToken => ConnectOutcome::BadCredentials,
+            | Refusal::BadToken
+            | Refusal::UnknownCredential
+            | Refusal::CredentialNamesAnotherDevice => ConnectOutcome::BadCredentials,
             Refusal::Disabled
             | Refusal::AlreadyActivated
             | Refusal::DynamicActivationOff
@@ -131,7 +139,7 @@ impl Refusal {
     /// A short stable name for the event table and `--json` output.
     pub fn code(self) -> &'static str {
         match self {
-            Refusal::Credentials(e) if e.outcome() == ConnectOutcome::BadClientId => "bad_client_id",
+            Refusal::Credentials(e) if credential_outcome(e) == ConnectOutcome::BadClientId => "bad_client_id",
             Refusal::Credentials(_) => "bad_credentials",
             Refusal::RegistryNotLoaded => "unavailable",
             Refusal::UnknownProduct => "unknown_product",
@@ -150,6 +158,8 @@ impl Refusal {
             Refusal::BadToken => "bad_token",
             Refusal::ClientIdInUse => "client_id_in_use",
             Refusal::Busy => "busy",
+            Refusal::UnknownCredential => "unknown_credential",
+            Refusal::CredentialNamesAnotherDevice => "credential_names_another_device",
         }
     }
 
@@ -159,6 +169,22 @@ impl Refusal {
             self,
             Refusal::RateLimited | Refusal::RegistryNotLoaded | Refusal::ClientIdInUse | Refusal::Busy
         )
+    }
+}
+
+/// The CONNECT outcome of CONNECT fields that did not parse (PROTOCOL.md
+/// §8.1): a malformed client id is `BadClientId`, the rest bad credentials.
+fn credential_outcome(error: CredentialError) -> ConnectOutcome {
+    use CredentialError::*;
+    match error {
+        ClientIdMissing | ClientIdTooLong | ClientIdNotUtf8 | ClientIdControlChar | ClientIdNoParams
+        | ClientIdTrailing | IdentityPartEmpty | IdentityPartTooLong | ParamWithoutEquals | ParamKeyEmpty
+        | ParamTooLong | ParamDuplicate | TooManyParams | MissingParam(_) | BadSecureMode | UnknownAuthType
+        | IdentityMismatch | TimestampTooLong | BadRandom => ConnectOutcome::BadClientId,
+        UsernameMissing | UsernameTooLong | UsernameNotUtf8 | UsernameAmpersands | KeyEmpty(_) | KeyTooLong(_)
+        | KeyNotUtf8(_) | KeyForbiddenChar(_) | UnknownSignMethod | PasswordMissing | Signature(_) | TokenTooLong => {
+            ConnectOutcome::BadCredentials
+        }
     }
 }
 

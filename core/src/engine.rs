@@ -26,6 +26,7 @@ mod login;
 mod presence;
 mod routing;
 mod timers;
+mod tls;
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
@@ -36,9 +37,11 @@ use dashmap::DashMap;
 use rustc_hash::FxBuildHasher;
 
 use crate::decision::{AccessDecision, ConnectOutcome, Refusal};
+use crate::lifecycle::{Communication, DeviceState, Event, Operational, Verdict};
 use crate::rate_limit::{Budget, LoginLimits};
-use crate::registry::{DeviceRecord, Registry};
+use crate::registry::{CredentialKind, DeviceRecord, Registry};
 use crate::secret::Secret;
+use crate::verify::Via;
 pub use activation::parse_activation_reply;
 use connection::Connection;
 pub use connection::ConnectionId;
@@ -100,9 +103,12 @@ impl Default for EngineConfig {
     }
 }
 
-/// The CONNECT fields a broker passes to [`Hooks::handle_connect`].
-/// `Debug` never shows the password.
+/// The CONNECT fields a broker passes to [`Hooks::handle_connect`], and
+/// what the TLS layer proved about the client, if anything. Built with
+/// [`ConnectRequest::new`] (fields may be added). `Debug` never shows the
+/// password.
 #[derive(Clone, Copy)]
+#[non_exhaustive]
 pub struct ConnectRequest<'a> {
     /// The MQTT client identifier.
     pub client_id: &'a [u8],
@@ -112,6 +118,31 @@ pub struct ConnectRequest<'a> {
     pub password: Option<&'a [u8]>,
     /// The peer's IP address as text, if known (rate limiting, logs).
     pub address: Option<&'a str>,
+    /// The identity the client proved in the TLS handshake, if any.
+    pub tls: Option<TlsIdentity<'a>>,
+}
+
+impl<'a> ConnectRequest<'a> {
+    /// A CONNECT without a TLS identity.
+    pub fn new(
+        client_id: &'a [u8],
+        username: Option<&'a [u8]>,
+        password: Option<&'a [u8]>,
+        address: Option<&'a str>,
+    ) -> Self {
+        ConnectRequest {
+            client_id,
+            username,
+            password,
+            address,
+            tls: None,
+        }
+    }
+
+    /// The same CONNECT over a TLS handshake that proved `tls`.
+    pub fn with_tls(self, tls: TlsIdentity<'a>) -> Self {
+        ConnectRequest { tls: Some(tls), ..self }
+    }
 }
 
 impl std::fmt::Debug for ConnectRequest<'_> {
@@ -121,8 +152,20 @@ impl std::fmt::Debug for ConnectRequest<'_> {
             .field("username", &self.username.map(String::from_utf8_lossy))
             .field("password", &self.password.map(|_| "<redacted>"))
             .field("address", &self.address)
+            .field("tls", &self.tls)
             .finish()
     }
+}
+
+/// What a client proved in the TLS handshake, as the broker saw it
+/// (IDENTITIES.md §2, §3). It names the device; a username, if the CONNECT
+/// has one, must name the same device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TlsIdentity<'a> {
+    /// The handshake used this PSK identity, with the key
+    /// [`Engine::psk_key`] gave the broker for it.
+    Psk(&'a [u8]),
 }
 
 /// The answer to a CONNECT.
@@ -334,12 +377,12 @@ pub enum StoreWrite {
 /// // CONNECT as an EnOS device SDK sends it (PROTOCOL.md vector E3).
 /// let now = 1_795_320_550_912;
 /// let connection = ConnectionId(1);
-/// let request = ConnectRequest {
-///     client_id: b"dev_0001|securemode=2,signmethod=hmacsha256,timestamp=1795320550912.803|",
-///     username: Some(b"dev_0001&Ab3dEf9h"),
-///     password: Some(b"ae6a61853dddd9fd18ae77965aa1547ac13ca12c3e5c32769c2a4f69512ee9ec"),
-///     address: Some("10.0.0.7"),
-/// };
+/// let request = ConnectRequest::new(
+///     b"dev_0001|securemode=2,signmethod=hmacsha256,timestamp=1795320550912.803|",
+///     Some(b"dev_0001&Ab3dEf9h"),
+///     Some(b"ae6a61853dddd9fd18ae77965aa1547ac13ca12c3e5c32769c2a4f69512ee9ec"),
+///     Some("10.0.0.7"),
+/// );
 /// assert_eq!(hooks.handle_connect(connection, &request, now), ConnectDecision::Accept);
 ///
 /// // Its own topics only; a wildcard that reaches other devices is refused.
@@ -535,13 +578,19 @@ impl Engine {
                 new.pending_secret = old.pending_secret.clone();
             }
         }
-        let must_leave = match (&current, &record) {
-            (_, None) => true,
-            (Some(old), Some(new)) => {
-                !new.enabled || old.secret_version != new.secret_version || old.gateway != new.gateway
-            }
-            (None, Some(new)) => !new.enabled,
-        };
+        let online = self.online.get(device).map(|c| *c);
+        let via = online.and_then(|c| self.connections.get(&c).map(|conn| conn.via_of(device)));
+        let mut state = current.as_ref().map_or(DeviceState::NEW, login::device_state);
+        if online.is_some() {
+            state.operational = Operational::Enabled;
+            state.communication = Communication::Online;
+        }
+        let mut kick = false;
+        for event in operator_events(current.as_ref(), record.as_ref(), via.as_ref()) {
+            let transition = state.apply(event);
+            kick |= transition.verdict == Verdict::AcceptAndKick;
+            state = transition.next;
+        }
         if current.as_ref() != record.as_ref() {
             match record {
                 Some(r) => {
@@ -552,7 +601,7 @@ impl Engine {
                 }
             }
         }
-        if must_leave {
+        if kick {
             self.throw_off(device, now_ms, "device_changed");
         }
     }
@@ -644,6 +693,30 @@ impl Engine {
             reason: reason.map(Cow::Borrowed),
         });
     }
+}
+
+/// The lifecycle events (DESIGN.md §4) an operator's change to a device
+/// is, for a session that logged in with `via`.
+fn operator_events(old: Option<&DeviceRecord>, new: Option<&DeviceRecord>, via: Option<&Via>) -> Vec<Event> {
+    let Some(new) = new else {
+        return vec![Event::CredentialRevoked];
+    };
+    let mut events = Vec::new();
+    if !new.enabled {
+        events.push(Event::Disable);
+    }
+    if old.is_some_and(|o| o.activated && !new.activated) {
+        events.push(Event::ResetActivation);
+    }
+    let revoked = match via {
+        None => false,
+        Some(Via::Secret) => old.is_some_and(|o| o.secret_version != new.secret_version),
+        Some(Via::Psk(identity)) => !new.holds(CredentialKind::Psk, identity),
+    };
+    if revoked || old.is_some_and(|o| o.gateway != new.gateway) {
+        events.push(Event::CredentialRevoked);
+    }
+    events
 }
 
 impl Hooks for Engine {

@@ -14,6 +14,7 @@
 )]
 
 pub mod acl;
+pub mod clock;
 pub mod credentials;
 pub mod decision;
 pub mod engine;
@@ -29,3 +30,4 @@ pub mod spool;
 pub mod store;
 #[cfg(feature = "store")]
 pub mod sync;
+pub mod verify;

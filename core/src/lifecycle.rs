@@ -66,11 +66,15 @@ pub enum Event {
     IdleTimeout,
     /// The device's session ended.
     Disconnected,
+    /// What the live session logged in with no longer holds: its
+    /// credential was revoked or replaced, the device deleted or moved to
+    /// another gateway.
+    CredentialRevoked,
 }
 
 impl Event {
     /// Every event, for exhaustive tests.
-    pub const ALL: [Event; 9] = [
+    pub const ALL: [Event; 10] = [
         Event::Enable,
         Event::Disable,
         Event::SecretLoginVerified,
@@ -80,6 +84,7 @@ impl Event {
         Event::Activity,
         Event::IdleTimeout,
         Event::Disconnected,
+        Event::CredentialRevoked,
     ];
 }
 
@@ -136,8 +141,9 @@ impl DeviceState {
 
     /// Applies `event`. The table: disabled devices are refused and kept
     /// offline; a secret login activates and brings online; a product-secret
-    /// login is refused once activated; reset and disable throw an online
-    /// device off; activity, idle and disconnect only move communication.
+    /// login is refused once activated; reset, disable and a revoked
+    /// credential throw an online device off; activity, idle and disconnect
+    /// only move communication.
     pub fn apply(self, event: Event) -> Transition {
         use Activation::*;
         use Communication::*;
@@ -173,6 +179,8 @@ impl DeviceState {
             (Event::Activity, ..) => same(Verdict::Ignore),
             (Event::IdleTimeout | Event::Disconnected, o, a, Online) => to(o, a, Offline, Verdict::Accept),
             (Event::IdleTimeout | Event::Disconnected, _, _, Offline) => same(Verdict::Ignore),
+            (Event::CredentialRevoked, o, a, Online) => to(o, a, Offline, Verdict::AcceptAndKick),
+            (Event::CredentialRevoked, _, _, Offline) => same(Verdict::Ignore),
         }
     }
 }
@@ -250,7 +258,9 @@ mod tests {
                 let kicked = t.verdict == Verdict::AcceptAndKick;
                 assert_eq!(
                     kicked,
-                    s.communication == Online && matches!(e, Event::Disable | Event::ResetActivation) && n != s,
+                    s.communication == Online
+                        && matches!(e, Event::Disable | Event::ResetActivation | Event::CredentialRevoked)
+                        && n != s,
                     "{s:?} {e:?}"
                 );
                 // Operators alone change the operational state.
@@ -267,7 +277,7 @@ mod tests {
 
     #[test]
     fn the_full_table() {
-        // (state, event) -> (next, verdict), every one of the 8 x 9 cases.
+        // (state, event) -> (next, verdict), every one of the 8 x 10 cases.
         let mut seen = 0;
         for s in DeviceState::all() {
             for e in Event::ALL {
@@ -289,13 +299,14 @@ mod tests {
                     (Event::ResetActivation, o, Activated, Offline) => (st(o, Inactive, Offline), Verdict::Accept),
                     (Event::Activity, Enabled, a, Offline) => (st(Enabled, a, Online), Verdict::Accept),
                     (Event::IdleTimeout | Event::Disconnected, o, a, Online) => (st(o, a, Offline), Verdict::Accept),
+                    (Event::CredentialRevoked, o, a, Online) => (st(o, a, Offline), Verdict::AcceptAndKick),
                     _ => (s, Verdict::Ignore),
                 };
                 assert_eq!((s.apply(e).next, s.apply(e).verdict), expected, "{s:?} {e:?}");
                 seen += 1;
             }
         }
-        assert_eq!(seen, 72);
+        assert_eq!(seen, 80);
     }
 
     #[test]

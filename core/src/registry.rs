@@ -112,6 +112,69 @@ pub struct DeviceRecord {
     /// Bumped by every operator change to the device's secret or
     /// activation (reset, register, new secret); a change throws it off.
     pub secret_version: u32,
+    /// The device's live credentials besides its secret (PSKs, ...);
+    /// revoked ones are not loaded.
+    pub credentials: Vec<Credential>,
+}
+
+impl DeviceRecord {
+    /// Whether the device holds a live credential of `kind` with `identity`.
+    pub fn holds(&self, kind: CredentialKind, identity: &str) -> bool {
+        self.credential(kind, identity).is_some()
+    }
+
+    /// The live credential of `kind` with `identity`, if the device holds it.
+    pub fn credential(&self, kind: CredentialKind, identity: &str) -> Option<&Credential> {
+        self.credentials
+            .iter()
+            .find(|c| c.kind == kind && &*c.identity == identity)
+    }
+}
+
+/// What kind of credential a row of the credentials table is
+/// (IDENTITIES.md §1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CredentialKind {
+    /// A TLS pre-shared key: identity and 32-byte key.
+    Psk,
+}
+
+impl CredentialKind {
+    /// The name stored in the database.
+    pub fn name(self) -> &'static str {
+        match self {
+            CredentialKind::Psk => "psk",
+        }
+    }
+
+    /// The kind stored as `name`, if devicegate knows it.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "psk" => Some(CredentialKind::Psk),
+            _ => None,
+        }
+    }
+}
+
+/// One live credential of a device. `Debug` never shows the material.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credential {
+    /// The kind.
+    pub kind: CredentialKind,
+    /// What the device presents (the PSK identity).
+    pub identity: Box<str>,
+    /// What the broker needs to check it (the PSK key bytes).
+    pub material: Secret,
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credential")
+            .field("kind", &self.kind)
+            .field("identity", &self.identity)
+            .field("material", &"<redacted>")
+            .finish()
+    }
 }
 
 impl DeviceRecord {
@@ -125,6 +188,7 @@ impl DeviceRecord {
             enabled: true,
             activated: false,
             secret_version: 1,
+            credentials: Vec::new(),
         }
     }
 }
@@ -162,6 +226,9 @@ pub struct Registry {
     products: DashMap<Box<str>, Arc<Product>>,
     devices: DashMap<Box<str>, DeviceRecord>,
     principals: DashMap<Box<str>, Arc<Principal>>,
+    /// PSK identity to the `{dk}&{pk}` of the device holding it, kept in
+    /// step with `devices` by `put_device` and `remove_device`.
+    psk_identities: DashMap<Box<str>, Box<str>>,
     loaded: AtomicBool,
 }
 
@@ -196,6 +263,8 @@ impl Registry {
         self.products.remove(pk);
         self.devices
             .retain(|key, _| identity_of(key).is_none_or(|id| id.product_key != pk));
+        self.psk_identities
+            .retain(|_, key| identity_of(key).is_none_or(|id| id.product_key != pk));
     }
 
     /// Reads the device `{dk}&{pk}` through `f`.
@@ -215,12 +284,43 @@ impl Registry {
 
     /// Inserts or replaces a device; returns the previous record.
     pub fn put_device(&self, key: &str, record: DeviceRecord) -> Option<DeviceRecord> {
-        self.devices.insert(key.into(), record)
+        for psk in record.credentials.iter().filter(|c| c.kind == CredentialKind::Psk) {
+            self.psk_identities.insert(psk.identity.clone(), key.into());
+        }
+        let old = self.devices.insert(key.into(), record);
+        if let Some(old) = &old {
+            self.unindex(key, old);
+        }
+        old
     }
 
     /// Removes a device; returns its record.
     pub fn remove_device(&self, key: &str) -> Option<DeviceRecord> {
-        self.devices.remove(key).map(|(_, d)| d)
+        let old = self.devices.remove(key).map(|(_, d)| d);
+        if let Some(old) = &old {
+            self.unindex(key, old);
+        }
+        old
+    }
+
+    /// Drops the index entries of `old` credentials of `key` that its
+    /// current record no longer holds.
+    fn unindex(&self, key: &str, old: &DeviceRecord) {
+        for psk in old.credentials.iter().filter(|c| c.kind == CredentialKind::Psk) {
+            let still_held = self
+                .devices
+                .get(key)
+                .is_some_and(|d| d.holds(CredentialKind::Psk, &psk.identity));
+            if !still_held {
+                self.psk_identities
+                    .remove_if(&psk.identity, |_, holder| &**holder == key);
+            }
+        }
+    }
+
+    /// The `{dk}&{pk}` of the device holding the PSK `identity`.
+    pub fn psk_holder(&self, identity: &str) -> Option<Box<str>> {
+        self.psk_identities.get(identity).map(|k| k.clone())
     }
 
     /// The principal named `name`.

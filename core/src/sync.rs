@@ -17,13 +17,14 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
+use crate::clock::now_ms;
 use crate::decision::AccessDecision;
 use crate::engine::{
     ConnectDecision, ConnectRequest, ConnectionId, Effect, Engine, EngineConfig, Hooks, MessageDecision,
 };
 use crate::registry::Registry;
 use crate::spool::{Spool, spool_path};
-use crate::store::{Backend, Entity, Store, StoreError, now_ms, redact_url};
+use crate::store::{Backend, Entity, Store, StoreError, redact_url};
 use watch::{FileState, FileWatch};
 use writer::Writer;
 
@@ -419,24 +420,4 @@ async fn reconcile(store: &Store, engine: &Engine) -> Result<i64, StoreError> {
         engine.apply_principal_change(&gone, None);
     }
     Ok(last)
-}
-
-/// Starts a thread that calls `tick` on `target` every `every` while
-/// anything else still holds `target`, then ends: how broker adapters
-/// advance the engine's timers and deliver effects when no traffic does.
-pub fn spawn_ticker<T: Send + Sync + 'static>(
-    target: &Arc<T>,
-    every: Duration,
-    tick: impl Fn(&T) + Send + 'static,
-) -> std::io::Result<JoinHandle<()>> {
-    let target = Arc::downgrade(target);
-    std::thread::Builder::new()
-        .name("devicegate-tick".to_owned())
-        .spawn(move || {
-            while let Some(target) = target.upgrade() {
-                tick(&target);
-                drop(target);
-                std::thread::sleep(every);
-            }
-        })
 }

@@ -4,9 +4,10 @@
 use devicegate_test_support as common;
 use std::time::{Duration, Instant};
 
+use devicegate::clock::now_ms;
 use devicegate::decision::{AccessDecision, ConnectOutcome};
 use devicegate::engine::{ConnectDecision, ConnectionId, Effect, EngineConfig, Hooks};
-use devicegate::store::{DeviceSpec, Store, now_ms};
+use devicegate::store::{DeviceSpec, Store};
 use devicegate::sync::{Authenticator, SyncConfig};
 use devicegate_test_support::fleet::{E3_ID, E3_PW, E9_ID, E9_PW, connect, seed};
 

@@ -6,9 +6,10 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use devicegate::clock::now_ms;
 use devicegate::engine::{ConnectDecision, ConnectionId, Effect, EngineConfig, Hooks, StoreWrite};
 use devicegate::spool::Spool;
-use devicegate::store::{Store, now_ms};
+use devicegate::store::Store;
 use devicegate::sync::{Authenticator, SyncConfig};
 use devicegate_test_support as common;
 use devicegate_test_support::fleet::{E3_ID, E3_PW, E9_ID, E9_PW, connect, seed};

@@ -26,12 +26,12 @@ fn main() {
     );
     registry.mark_loaded();
     let engine = Engine::new(registry, EngineConfig::default());
-    let request = ConnectRequest {
-        client_id: b"dev_0001|securemode=2,signmethod=hmacsha256,timestamp=1795320550912.803|",
-        username: Some(b"dev_0001&Ab3dEf9h"),
-        password: Some(b"ae6a61853dddd9fd18ae77965aa1547ac13ca12c3e5c32769c2a4f69512ee9ec"),
-        address: None,
-    };
+    let request = ConnectRequest::new(
+        b"dev_0001|securemode=2,signmethod=hmacsha256,timestamp=1795320550912.803|",
+        Some(b"dev_0001&Ab3dEf9h"),
+        Some(b"ae6a61853dddd9fd18ae77965aa1547ac13ca12c3e5c32769c2a4f69512ee9ec"),
+        None,
+    );
     assert_eq!(
         engine.handle_connect(ConnectionId(1), &request, 0),
         ConnectDecision::Accept

@@ -3,6 +3,7 @@
 
 use devicegate::credentials::Dialect;
 use devicegate::engine::{ConnectionId, IssueKind, StoreWrite};
+use devicegate::registry::CredentialKind;
 use devicegate::secret::Secret;
 use devicegate::store::{DeviceSpec, Entity, ImportRow, ProductSpec, ProductUpdate, Store, StoreError};
 use devicegate_test_support as common;
@@ -309,4 +310,84 @@ async fn bad_urls_are_refused_clearly() {
     assert!(e.is_transient());
     let e = Store::connect("sqlite:///nonexistent-dir/x/y.db").await.unwrap_err();
     assert!(e.to_string().contains("cannot open the database"), "{e}");
+}
+
+#[tokio::test]
+async fn psk_credentials_are_created_loaded_and_revoked() {
+    for db in common::both().await {
+        let store = Store::connect(&db.url).await.unwrap();
+        product(&store, "pk1").await;
+        store.create_device("pk1", "dev1", DeviceSpec::default()).await.unwrap();
+        store.create_device("pk1", "dev2", DeviceSpec::default()).await.unwrap();
+        let guid = store.device_info("pk1", "dev1").await.unwrap().guid.unwrap();
+        assert_eq!(guid.len(), 36, "{guid}");
+        assert_eq!(guid.as_bytes()[14], b'4', "UUID v4: {guid}");
+        assert_ne!(store.device_info("pk1", "dev2").await.unwrap().guid, Some(guid));
+
+        let generated = store.create_psk("pk1", "dev1", None).await.unwrap();
+        assert_eq!(generated.identity.len(), 22);
+        assert_eq!(generated.key.len(), 64);
+        assert!(
+            generated
+                .key
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b.is_ascii_uppercase())
+        );
+        let chosen = store.create_psk("pk1", "dev1", Some("dev1-psk")).await.unwrap();
+        assert_eq!(chosen.identity, "dev1-psk");
+        let taken = store.create_psk("pk1", "dev2", Some("dev1-psk")).await.unwrap_err();
+        assert!(taken.to_string().contains("is taken"), "{taken}");
+        assert!(matches!(
+            store.create_psk("pk1", "dev1", Some("a b")).await,
+            Err(StoreError::Invalid(_))
+        ));
+        assert!(matches!(
+            store.create_psk("pk1", "nope", None).await,
+            Err(StoreError::UnknownDevice(..))
+        ));
+
+        let record = store.device_record("dev1&pk1").await.unwrap().unwrap();
+        assert_eq!(record.credentials.len(), 2);
+        assert_eq!(&*record.credentials[1].identity, "dev1-psk");
+        assert_eq!(record.credentials[1].material.expose(), chosen.key.as_bytes());
+        let loaded = store.load_devices().await.unwrap();
+        let dev1 = loaded.iter().find(|(k, _)| k == "dev1&pk1").unwrap();
+        assert_eq!(dev1.1.credentials, record.credentials);
+
+        let before = store.latest_change().await.unwrap();
+        assert_eq!(
+            store
+                .revoke_credentials("pk1", "dev1", CredentialKind::Psk, Some("dev1-psk"))
+                .await
+                .unwrap(),
+            1
+        );
+        let feed = store.changes_since(before, 10).await.unwrap();
+        assert_eq!(feed.len(), 1);
+        assert_eq!(feed[0].entity, Entity::Device("dev1&pk1".into()));
+        let record = store.device_record("dev1&pk1").await.unwrap().unwrap();
+        assert_eq!(record.credentials.len(), 1, "revoked PSKs are not loaded");
+        assert!(
+            store
+                .revoke_credentials("pk1", "dev1", CredentialKind::Psk, Some("dev1-psk"))
+                .await
+                .is_err(),
+            "revoking twice is refused"
+        );
+        assert_eq!(
+            store
+                .revoke_credentials("pk1", "dev1", CredentialKind::Psk, None)
+                .await
+                .unwrap(),
+            1
+        );
+        let listed = store.credentials("pk1", "dev1").await.unwrap();
+        assert_eq!(listed.len(), 2);
+        assert!(listed.iter().all(|c| c.revoked_at.is_some() && c.kind == "psk"));
+        store.delete_device("pk1", "dev1").await.unwrap();
+        assert!(
+            store.credentials("pk1", "dev1").await.unwrap().is_empty(),
+            "deleted with the device"
+        );
+    }
 }

@@ -2,8 +2,8 @@
 //! secret, answer a gateway, throw a disabled device off), taken one at a
 //! time on the broker's own loop.
 
+use devicegate::clock::now_ms;
 use devicegate::engine::Effect;
-use devicegate::store::now_ms;
 
 use crate::abi::{dg_effect_kind, dg_out_buf, dg_result};
 use crate::args::{check_room, write};

@@ -1,7 +1,7 @@
 //! The broker's session events: registered, offline, gone. They keep the
 //! engine's online state (and so the database's) true to the broker's.
 
-use devicegate::store::now_ms;
+use devicegate::clock::now_ms;
 
 use crate::abi::{dg_result, dg_str};
 use crate::guard::entry;

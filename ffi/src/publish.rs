@@ -1,9 +1,9 @@
 //! `auth_on_publish`: may this session publish here? Activation replies and
 //! gateway requests are consumed by the engine, which answers them itself.
 
+use devicegate::clock::now_ms;
 use devicegate::decision::AccessDecision;
 use devicegate::engine::{Hooks, MessageDecision};
-use devicegate::store::now_ms;
 
 use crate::abi::{dg_result, dg_str};
 use crate::guard::{Failure, entry};

@@ -2,9 +2,9 @@
 //! session is bound to its subscriber id, canonical for devices when the
 //! broker accepts a rewritten one.
 
+use devicegate::clock::now_ms;
 use devicegate::decision::ConnectOutcome;
 use devicegate::engine::{ConnectDecision, ConnectRequest, Hooks};
-use devicegate::store::now_ms;
 
 use crate::abi::{DG_CLIENT_ID_MAX, dg_out_buf, dg_result, dg_str};
 use crate::args::{check_room, write};
@@ -70,12 +70,7 @@ pub unsafe extern "C" fn dg_auth_on_register(
         }
         let now = now_ms();
         let connection = gate.sessions.new_connection();
-        let request = ConnectRequest {
-            client_id: client_id.as_bytes(),
-            username,
-            password,
-            address,
-        };
+        let request = ConnectRequest::new(client_id.as_bytes(), username, password, address);
         match gate.auth.handle_connect(connection, &request, now) {
             ConnectDecision::Defer => Ok(dg_result::DG_NEXT),
             ConnectDecision::Refuse(reason) => {

@@ -1,9 +1,9 @@
 //! `auth_on_subscribe`: each filter of a SUBSCRIBE is allowed only if every
 //! topic it can match is one the session may read.
 
+use devicegate::clock::now_ms;
 use devicegate::decision::AccessDecision;
 use devicegate::engine::Hooks;
-use devicegate::store::now_ms;
 
 use crate::abi::{DG_SUBACK_FAILURE, dg_result, dg_topic_qos};
 use crate::guard::{Failure, entry};

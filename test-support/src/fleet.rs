@@ -3,9 +3,10 @@
 //! `S3cretDevice0001`) and `dev_0002` (no secret yet), written through the
 //! store; the PROTOCOL.md vectors that log them in; and a CONNECT helper.
 
+use devicegate::clock::now_ms;
 use devicegate::credentials::Dialect;
 use devicegate::engine::{ConnectDecision, ConnectRequest, ConnectionId, Hooks};
-use devicegate::store::{DeviceSpec, ProductSpec, Store, now_ms};
+use devicegate::store::{DeviceSpec, ProductSpec, Store};
 
 /// Vector E3: `dev_0001`'s client id (SHA-256, securemode 2).
 pub const E3_ID: &str = "dev_0001|securemode=2,signmethod=hmacsha256,timestamp=1795320550912.803|";
@@ -38,11 +39,11 @@ pub async fn seed(url: &str) -> Store {
 
 /// A CONNECT from 127.0.0.1 on connection `conn`, now.
 pub fn connect(hooks: &dyn Hooks, conn: u64, client_id: &str, username: &str, password: &str) -> ConnectDecision {
-    let request = ConnectRequest {
-        client_id: client_id.as_bytes(),
-        username: Some(username.as_bytes()),
-        password: Some(password.as_bytes()),
-        address: Some("127.0.0.1"),
-    };
+    let request = ConnectRequest::new(
+        client_id.as_bytes(),
+        Some(username.as_bytes()),
+        Some(password.as_bytes()),
+        Some("127.0.0.1"),
+    );
     hooks.handle_connect(ConnectionId(conn), &request, now_ms())
 }

@@ -72,7 +72,16 @@ pub async fn run(out: &Output, store: &Store, command: DeviceCommand) -> anyhow:
             device_key,
         } => {
             let d = store.device_info(&product_key, &device_key).await?;
-            out.show(&d, &fields(&d));
+            let credentials = store.credentials(&product_key, &device_key).await?;
+            let mut lines = fields(&d);
+            lines.extend(credentials.iter().map(|c| {
+                let state = match c.revoked_at {
+                    Some(t) => format!("revoked {}", time(i64::try_from(t).ok())),
+                    None => "live".to_owned(),
+                };
+                ("credential", format!("{} {} ({state})", c.kind, c.identity))
+            }));
+            out.show(&json!({"device": d, "credentials": credentials}), &lines);
         }
         DeviceCommand::Enable {
             product_key,
@@ -126,6 +135,7 @@ pub async fn run(out: &Output, store: &Store, command: DeviceCommand) -> anyhow:
                 ),
             );
         }
+        DeviceCommand::Psk(args) => super::psk::run(out, store, args).await?,
         DeviceCommand::Import {
             product_key,
             file,
@@ -141,6 +151,7 @@ fn fields(d: &DeviceInfo) -> Vec<(&'static str, String)> {
     vec![
         ("product", d.product_key.clone()),
         ("device", d.device_key.clone()),
+        ("guid", d.guid.clone().unwrap_or_else(|| "-".to_owned())),
         ("enabled", yes_no(d.enabled)),
         (
             "activated",

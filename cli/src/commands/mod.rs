@@ -4,5 +4,6 @@ pub mod device;
 pub mod import;
 pub mod principal;
 pub mod product;
+pub mod psk;
 pub mod sign;
 pub mod status;

@@ -31,7 +31,7 @@ pub fn credentials(args: &SignArgs, now_ms: u64) -> anyhow::Result<(String, Stri
 }
 
 pub fn run(out: &Output, args: &SignArgs) -> anyhow::Result<()> {
-    let (client_id, username, password) = credentials(args, devicegate::store::now_ms())?;
+    let (client_id, username, password) = credentials(args, devicegate::clock::now_ms())?;
     let topic = format!("/sys/{}/{}/thing/measurepoint/post", args.product_key, args.device_key);
     out.done(
         json!({"client_id": client_id, "username": username, "password": password}),

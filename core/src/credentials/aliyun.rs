@@ -2,7 +2,7 @@
 //! (`authType=register|regnwl`) and token logins (`authType=connwl`).
 
 use super::{
-    Binding, ClientId, CredentialError, Identity, Login, MAX_TOKEN_LEN, RegisterLogin, Registration, SignedLogin,
+    Binding, ClientId, CredentialError, Identity, MAX_TOKEN_LEN, Presented, RegisterLogin, Registration, SignedLogin,
     check_binding, is_joined, required, signature, timestamp,
 };
 use crate::sign::{Content, SignMethod};
@@ -15,7 +15,7 @@ pub(super) fn parse<'a>(
     identity: Identity<'a>,
     client_id: &ClientId<'a>,
     password: Option<&'a [u8]>,
-) -> Result<Login<'a>, CredentialError> {
+) -> Result<Presented<'a>, CredentialError> {
     let secure_mode = required(client_id, "securemode")?;
     let identity_part = client_id.identity_part;
     let Identity {
@@ -35,7 +35,7 @@ pub(super) fn parse<'a>(
             Some(ts) => Content::new(&[base[0], base[1], base[2], ("timestamp", ts)]),
             None => Content::new(&base),
         };
-        return Ok(Login::DeviceSecret(SignedLogin {
+        return Ok(Presented::DeviceSecret(SignedLogin {
             identity,
             identity_part,
             timestamp,
@@ -58,7 +58,7 @@ pub(super) fn parse<'a>(
             if token.len() > MAX_TOKEN_LEN {
                 return Err(CredentialError::TokenTooLong);
             }
-            return Ok(Login::Token(super::TokenLogin { identity, token }));
+            return Ok(Presented::Token(super::TokenLogin { identity, token }));
         }
         _ => return Err(CredentialError::UnknownAuthType),
     };
@@ -68,7 +68,7 @@ pub(super) fn parse<'a>(
         return Err(CredentialError::BadRandom);
     }
     let method = method(client_id)?;
-    Ok(Login::Register(RegisterLogin {
+    Ok(Presented::Register(RegisterLogin {
         identity,
         kind,
         method,
@@ -83,7 +83,9 @@ fn method(client_id: &ClientId<'_>) -> Result<SignMethod, CredentialError> {
 
 #[cfg(test)]
 mod tests {
-    use crate::credentials::{Binding, CredentialError, Dialect, Identity, Login, Registration, parse_device_login};
+    use crate::credentials::{
+        Binding, CredentialError, Dialect, Identity, Presented, Registration, parse_device_login,
+    };
     use crate::sign::verify;
 
     const ID: Identity<'static> = Identity {
@@ -91,7 +93,7 @@ mod tests {
         device_key: "dev01",
     };
 
-    fn parse(client_id: &'static str, password: &'static str) -> Result<Login<'static>, CredentialError> {
+    fn parse(client_id: &'static str, password: &'static str) -> Result<Presented<'static>, CredentialError> {
         parse_device_login(
             Dialect::Aliyun,
             Binding::Strict,
@@ -101,10 +103,10 @@ mod tests {
         )
     }
 
-    fn signed_ok(l: Login<'_>, secret: &str) -> bool {
+    fn signed_ok(l: Presented<'_>, secret: &str) -> bool {
         match l {
-            Login::DeviceSecret(s) => verify(s.method, &s.content, secret.as_bytes(), &s.signature),
-            Login::Register(r) => verify(r.method, &r.content, secret.as_bytes(), &r.signature),
+            Presented::DeviceSecret(s) => verify(s.method, &s.content, secret.as_bytes(), &s.signature),
+            Presented::Register(r) => verify(r.method, &r.content, secret.as_bytes(), &r.signature),
             _ => false,
         }
     }
@@ -141,14 +143,14 @@ mod tests {
             Some(b"78b27b9a02a66f3f106af5d7d586dab53fc69c439c27daa2c66eca916f34173c"),
         )
         .unwrap();
-        assert!(matches!(l, Login::Register(r) if r.kind == Registration::Register));
+        assert!(matches!(l, Presented::Register(r) if r.kind == Registration::Register));
         assert!(signed_ok(l, "ProdSecretAli01"));
     }
 
     #[test]
     fn connwl_token() {
         let l = parse("a1B2c3D4e5F.dev01|authType=connwl,securemode=-2,_ss=1,ext=3|", "tok").unwrap();
-        assert!(matches!(l, Login::Token(t) if t.token == b"tok"));
+        assert!(matches!(l, Presented::Token(t) if t.token == b"tok"));
         assert_eq!(
             parse("dev01.a1B2c3D4e5F|authType=connwl,securemode=-2|", "tok").unwrap_err(),
             CredentialError::IdentityMismatch

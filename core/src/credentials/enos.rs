@@ -1,8 +1,8 @@
 //! The EnOS dialect (PROTOCOL.md §3): `{identity}|securemode=2|3,signmethod=…,timestamp=…|`.
 
 use super::{
-    Binding, ClientId, CredentialError, Identity, Login, SignedLogin, check_binding, is_joined, required, signature,
-    timestamp,
+    Binding, ClientId, CredentialError, Identity, Presented, SignedLogin, check_binding, is_joined, required,
+    signature, timestamp,
 };
 use crate::sign::{Content, SignMethod};
 
@@ -11,7 +11,7 @@ pub(super) fn parse<'a>(
     identity: Identity<'a>,
     client_id: &ClientId<'a>,
     password: Option<&'a [u8]>,
-) -> Result<Login<'a>, CredentialError> {
+) -> Result<Presented<'a>, CredentialError> {
     let secure_mode = required(client_id, "securemode")?;
     let method_name = required(client_id, "signmethod")?;
     let timestamp = timestamp(client_id)?.ok_or(CredentialError::MissingParam("timestamp"))?;
@@ -38,8 +38,8 @@ pub(super) fn parse<'a>(
         ]),
     };
     match secure_mode {
-        "2" => Ok(Login::DeviceSecret(signed)),
-        "3" => Ok(Login::ProductSecret(signed)),
+        "2" => Ok(Presented::DeviceSecret(signed)),
+        "3" => Ok(Presented::ProductSecret(signed)),
         _ => Err(CredentialError::BadSecureMode),
     }
 }
@@ -55,9 +55,9 @@ fn is_java_extra_info_form(identity_part: &str, dk: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use crate::credentials::{
-        Binding, CredentialError, Dialect, Identity, Login, Username, parse_device_login, parse_username,
+        Binding, CredentialError, Dialect, Identity, Presented, Username, parse_device_login, parse_username,
     };
-    use crate::decision::ConnectOutcome;
+    use crate::decision::{ConnectOutcome, Refusal};
     use crate::sign::{HashAlg, verify};
 
     const E3_ID: &str = "dev_0001|securemode=2,signmethod=hmacsha256,timestamp=1795320550912.803|";
@@ -68,7 +68,7 @@ mod tests {
         client_id: &'a str,
         username: &'a str,
         password: &'a str,
-    ) -> Result<Login<'a>, CredentialError> {
+    ) -> Result<Presented<'a>, CredentialError> {
         let Username::Device(identity) = parse_username(Some(username.as_bytes()))? else {
             panic!("principal")
         };
@@ -81,9 +81,9 @@ mod tests {
         )
     }
 
-    fn verifies(l: &Login<'_>, secret: &str) -> bool {
+    fn verifies(l: &Presented<'_>, secret: &str) -> bool {
         match l {
-            Login::DeviceSecret(s) | Login::ProductSecret(s) => {
+            Presented::DeviceSecret(s) | Presented::ProductSecret(s) => {
                 verify(s.method, &s.content, secret.as_bytes(), &s.signature)
             }
             _ => false,
@@ -118,7 +118,7 @@ mod tests {
         ];
         for (id, pw) in rows {
             let l = login(Binding::Strict, id, "dev_0001&Ab3dEf9h", pw).unwrap();
-            assert!(matches!(l, Login::DeviceSecret(_)), "{id}");
+            assert!(matches!(l, Presented::DeviceSecret(_)), "{id}");
             assert!(verifies(&l, "S3cretDevice0001"), "{id}");
             assert!(!verifies(&l, "S3cretDevice0002"), "{id}");
         }
@@ -133,7 +133,7 @@ mod tests {
             "4f4edbc363554b3d3f96bc4466c7356e6ee142bda4d65d1b10e6e139228acde8",
         )
         .unwrap();
-        assert!(matches!(l, Login::ProductSecret(_)));
+        assert!(matches!(l, Presented::ProductSecret(_)));
         assert!(verifies(&l, "ProdSecretXYZ123"));
     }
 
@@ -160,7 +160,9 @@ mod tests {
     fn refusals_of_section_10_1() {
         let user = "dev_0001&Ab3dEf9h";
         let outcome = |id: &str, u: &str, pw: &str| {
-            let Username::Device(identity) = parse_username(Some(u.as_bytes())).map_err(|e| e.outcome())? else {
+            let Username::Device(identity) =
+                parse_username(Some(u.as_bytes())).map_err(|e| Refusal::from(e).outcome())?
+            else {
                 return Err(ConnectOutcome::BadCredentials);
             };
             parse_device_login(
@@ -171,7 +173,7 @@ mod tests {
                 Some(pw.as_bytes()),
             )
             .map(|_| ())
-            .map_err(|e| e.outcome())
+            .map_err(|e| Refusal::from(e).outcome())
         };
         assert_eq!(outcome(E3_ID, user, &E3_PW[..63]), Err(ConnectOutcome::BadCredentials));
         assert_eq!(
@@ -220,7 +222,7 @@ mod tests {
     #[test]
     fn sha1_password_length_follows_method() {
         let l = login(Binding::Strict, E3_ID, "dev_0001&Ab3dEf9h", E3_PW).unwrap();
-        let Login::DeviceSecret(s) = l else { panic!() };
+        let Presented::DeviceSecret(s) = l else { panic!() };
         assert_eq!(s.method.alg, HashAlg::Sha256);
         assert_eq!(
             s.identity,

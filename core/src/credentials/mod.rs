@@ -12,7 +12,6 @@ mod enos;
 pub mod keys;
 pub mod username;
 
-use crate::decision::ConnectOutcome;
 use crate::sign::{Content, Digest, SignMethod, SignatureError};
 pub use client_id::ClientId;
 pub use device::{DeviceLogin, LoginSpec, sign_device_login};
@@ -130,28 +129,29 @@ impl std::fmt::Debug for TokenLogin<'_> {
     }
 }
 
-/// A parsed device login: what the CONNECT asks for.
+/// What a client presented to log in as a device, parsed, before any
+/// check (IDENTITIES.md §1). Each variant has its verify function in
+/// [`crate::verify`].
 #[derive(Debug, Clone, Copy)]
-pub enum Login<'a> {
-    /// A normal login with the device secret (EnOS securemode 2, Aliyun 2 or 3).
+pub enum Presented<'a> {
+    /// A login signed with the device secret (EnOS securemode 2, Aliyun 2
+    /// or 3).
     DeviceSecret(SignedLogin<'a>),
-    /// EnOS securemode 3: signed with the product secret; asks for a device secret.
+    /// EnOS securemode 3: signed with the product secret; asks for a
+    /// device secret (dynamic activation).
     ProductSecret(SignedLogin<'a>),
     /// Aliyun dynamic registration.
     Register(RegisterLogin<'a>),
     /// Aliyun `connwl` token login.
     Token(TokenLogin<'a>),
-}
-
-impl<'a> Login<'a> {
-    /// The identity the login is for.
-    pub fn identity(&self) -> Identity<'a> {
-        match self {
-            Login::DeviceSecret(l) | Login::ProductSecret(l) => l.identity,
-            Login::Register(l) => l.identity,
-            Login::Token(l) => l.identity,
-        }
-    }
+    /// The TLS pre-shared key identity the handshake used (the TLS layer
+    /// proved the key).
+    Psk {
+        /// The PSK identity.
+        identity: &'a str,
+        /// The device the CONNECT's username names, if it has one.
+        claimed: Option<Identity<'a>>,
+    },
 }
 
 /// Parses the client id and password of a device whose username named
@@ -162,7 +162,7 @@ pub fn parse_device_login<'a>(
     identity: Identity<'a>,
     client_id: &'a [u8],
     password: Option<&'a [u8]>,
-) -> Result<Login<'a>, CredentialError> {
+) -> Result<Presented<'a>, CredentialError> {
     let client_id = ClientId::parse(client_id)?;
     match dialect {
         Dialect::Enos => enos::parse(binding, identity, &client_id, password),
@@ -303,20 +303,4 @@ pub enum CredentialError {
     /// A `connwl` token exceeds 128 bytes.
     #[error("token is longer than 128 bytes")]
     TokenTooLong,
-}
-
-impl CredentialError {
-    /// The CONNECT outcome this error gives (PROTOCOL.md §8.1).
-    pub fn outcome(self) -> ConnectOutcome {
-        use CredentialError::*;
-        match self {
-            ClientIdMissing | ClientIdTooLong | ClientIdNotUtf8 | ClientIdControlChar | ClientIdNoParams
-            | ClientIdTrailing | IdentityPartEmpty | IdentityPartTooLong | ParamWithoutEquals | ParamKeyEmpty
-            | ParamTooLong | ParamDuplicate | TooManyParams | MissingParam(_) | BadSecureMode | UnknownAuthType
-            | IdentityMismatch | TimestampTooLong | BadRandom => ConnectOutcome::BadClientId,
-            UsernameMissing | UsernameTooLong | UsernameNotUtf8 | UsernameAmpersands | KeyEmpty(_) | KeyTooLong(_)
-            | KeyNotUtf8(_) | KeyForbiddenChar(_) | UnknownSignMethod | PasswordMissing | Signature(_)
-            | TokenTooLong => ConnectOutcome::BadCredentials,
-        }
-    }
 }

@@ -10,6 +10,7 @@ use crate::credentials::{Identity, Registration};
 use crate::principal::Principal;
 use crate::registry::{Product, identity_of};
 use crate::secret::Secret;
+use crate::verify::Via;
 
 /// A broker's handle for one network connection, unique for the
 /// connection's lifetime (Mosquitto: the client pointer plus a generation).
@@ -49,6 +50,8 @@ pub(super) enum Subject {
         key: Box<str>,
         product: Arc<Product>,
         session: Session,
+        /// The credential the device logged in with.
+        via: Via,
         gateway: GatewayState,
     },
     /// A backend principal.
@@ -62,6 +65,17 @@ pub(super) struct GatewayState {
     pub sub_devices: HashSet<Box<str>>,
     /// The distinct products of those sub-devices, for ACL checks.
     pub sub_products: Vec<Arc<Product>>,
+}
+
+impl Connection {
+    /// The credential `device` is online with through this connection:
+    /// its own login's, or a secret for a sub-device of this gateway.
+    pub(super) fn via_of(&self, device: &str) -> Via {
+        match &self.subject {
+            Subject::Device { key, via, .. } if &**key == device => via.clone(),
+            _ => Via::Secret,
+        }
+    }
 }
 
 impl GatewayState {

@@ -5,11 +5,13 @@
 use serde_json::{Map, Value, json};
 
 use super::connection::Subject;
+use super::login::lifecycle_check;
 use super::{ConnectionId, Effect, Engine, MessageDecision};
-use crate::credentials::{Dialect, Identity, KeyKind, validate_key};
+use crate::credentials::{Dialect, Identity, KeyKind, SignedLogin, validate_key};
+use crate::decision::Refusal;
 use crate::registry::with_device_key;
-use crate::secret::Secret;
-use crate::sign::{Content, Digest, SignMethod, verify_or_dummy};
+use crate::sign::{Content, Digest, SignMethod};
+use crate::verify::{self, Found};
 
 /// The largest request accepted (PROTOCOL.md L1).
 pub const MAX_REQUEST_LEN: usize = 64 * 1024;
@@ -353,19 +355,27 @@ impl Engine {
             .unwrap_or_default();
         let product = self.registry.product(&login.product_key);
         let record = self.registry.device(&key);
-        let secret: Option<&Secret> = match login.secure_mode {
-            2 => record.as_ref().and_then(|r| r.secret.as_ref()),
-            _ => product.as_ref().and_then(|p| p.secret.as_ref()),
+        let signed = SignedLogin {
+            identity,
+            identity_part: &login.client_id,
+            timestamp: Some(&login.timestamp),
+            method: login.method,
+            signature: login.sign.unwrap_or(Digest::zeroed(login.method.alg)),
+            content: Content::new(&[
+                ("clientId", &login.client_id),
+                ("deviceKey", &login.device_key),
+                ("productKey", &login.product_key),
+                ("timestamp", &login.timestamp),
+            ]),
         };
-        let content = Content::new(&[
-            ("clientId", &login.client_id),
-            ("deviceKey", &login.device_key),
-            ("productKey", &login.product_key),
-            ("timestamp", &login.timestamp),
-        ]);
-        let presented = login.sign.unwrap_or(Digest::zeroed(login.method.alg));
-        let verified =
-            verify_or_dummy(login.method, &content, secret.map(Secret::expose), &presented) && login.sign.is_some();
+        let found = Found {
+            product: product.as_ref(),
+            record: record.as_ref(),
+        };
+        let verified = match login.secure_mode {
+            2 => verify::verify_triple(&signed, &key, found, now_ms),
+            _ => verify::verify_activation(&signed, &key, found, now_ms),
+        };
         let address = self.connections.get(&connection).and_then(|c| c.address.clone());
         if self.limits.subject_block(&key, address.as_deref(), now_ms).is_some() {
             return Err(TOO_MANY);
@@ -376,15 +386,23 @@ impl Engine {
         if product.dialect != Dialect::Enos || record.gateway.as_deref() != Some(gateway_key.as_str()) {
             return self.sub_failure(&key, address.as_deref(), now_ms, NOT_IN_TOPOLOGY);
         }
-        if !verified
-            || !product.sign_methods.contains(login.method.alg)
-            || !super::login::timestamp_fresh(product.timestamp_policy, Some(&login.timestamp), now_ms)
-        {
-            return self.sub_failure(&key, address.as_deref(), now_ms, SIGN);
-        }
-        if !record.enabled {
-            return Err(DISABLED);
-        }
+        let grant = match verified {
+            Ok(grant) if login.sign.is_some() => grant,
+            // Dynamic activation through a gateway is refused below, once
+            // the signature and the device's state are known to be good.
+            Err(Refusal::DynamicActivationOff) if login.sign.is_some() => {
+                if !record.enabled {
+                    return Err(DISABLED);
+                }
+                return Err(NO_DYNAMIC);
+            }
+            _ => return self.sub_failure(&key, address.as_deref(), now_ms, SIGN),
+        };
+        let activation = match lifecycle_check(&record, &grant) {
+            Ok(activation) => activation,
+            Err(Refusal::Disabled) => return Err(DISABLED),
+            Err(_) => return Err(NO_DYNAMIC),
+        };
         if login.secure_mode == 3 {
             return Err(NO_DYNAMIC);
         }
@@ -409,9 +427,7 @@ impl Engine {
         if !already {
             self.presence(&key, true, now_ms, None);
         }
-        if !record.activated {
-            self.mark_activated(&key, now_ms);
-        }
+        self.carry_out(activation, &key, now_ms);
         Ok(())
     }
 

@@ -1,41 +1,41 @@
-//! CONNECT verification (PROTOCOL.md §3.5, §4, §6): parse, look up, verify
-//! in constant time with equal work for unknown devices, apply the
-//! timestamp policy, then the state checks of the lifecycle table.
+//! CONNECT handling (PROTOCOL.md §3.5, §4, §6; IDENTITIES.md §1): the
+//! login is orchestration only — rate limit → parse → registry → verify
+//! ([`crate::verify`], one function per scheme) → lifecycle → session.
 
 use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 
-use sha2::{Digest as _, Sha256};
-use subtle::ConstantTimeEq;
-
 use super::connection::{ActivationState, Connection, GatewayState, Session, Subject};
 use super::timers::TimerKind;
-use super::{ConnectDecision, ConnectRequest, ConnectionId, Effect, Engine, IssueKind, StoreWrite};
+use super::{ConnectDecision, ConnectRequest, ConnectionId, Effect, Engine, IssueKind, StoreWrite, TlsIdentity};
 use crate::acl::{BoundRules, TopicRules};
-use crate::credentials::{
-    Binding, Login, RegisterLogin, Registration, SignedLogin, TokenLogin, Username, parse_device_login, parse_username,
-};
+use crate::credentials::{Binding, Presented, Registration, Username, parse_device_login, parse_username};
 use crate::decision::Refusal;
-use crate::lifecycle::{Activation, Communication, DeviceState, Event, Operational, Verdict};
+use crate::lifecycle::{Activation, Communication, DeviceState, Operational, Verdict};
 use crate::principal::{Verification, dummy_principal};
-use crate::registry::{DeviceRecord, Product, TimestampPolicy, identity_of};
-use crate::secret::Secret;
-use crate::sign::{Content, Digest, SignMethod, verify, verify_or_dummy};
+use crate::registry::{DeviceRecord, Product, identity_of};
+use crate::verify::{self, Found, Grant, SessionKind};
 
-/// What a verified login establishes.
-struct Established {
-    key: Box<str>,
-    product: Arc<Product>,
-    session: Session,
-    restricted: Option<TopicRules>,
-    /// What the login does to the device's activation once accepted.
-    activation: OnAccept,
+/// Who a CONNECT claims to be, once parsed. Lives on the stack for one
+/// login: boxing the large variant would allocate on the hot path.
+#[expect(clippy::large_enum_variant, reason = "short-lived, never boxed on the login path")]
+enum Claim<'a> {
+    /// A backend principal, by name.
+    Principal(&'a str),
+    /// A device: the `{dk}&{pk}` its credential names (none: a TLS
+    /// identity the registry does not know), its product, and what it
+    /// presented.
+    Device {
+        key: Option<Box<str>>,
+        product: Option<Arc<Product>>,
+        presented: Presented<'a>,
+    },
 }
 
 /// The activation change a verified login makes, carried out only once the
 /// login is accepted (a login refused after verification changes nothing).
-enum OnAccept {
+pub(super) enum OnAccept {
     /// Nothing to change.
     Nothing,
     /// First login of a static device: it becomes activated.
@@ -52,11 +52,11 @@ impl Engine {
         now_ms: u64,
     ) -> ConnectDecision {
         let username = request.username.map(|u| std::str::from_utf8(u).ok());
-        let outcome = match username {
-            None if self.client_id_held(request.client_id, None) => Err(Refusal::ClientIdInUse),
-            None => return ConnectDecision::Defer,
-            Some(_) if !self.registry.is_loaded() => Err(Refusal::RegistryNotLoaded),
-            Some(_) => self.verify(connection, request, now_ms),
+        let outcome = match (username, request.tls) {
+            (None, None) if self.client_id_held(request.client_id, None) => Err(Refusal::ClientIdInUse),
+            (None, None) => return ConnectDecision::Defer,
+            _ if !self.registry.is_loaded() => Err(Refusal::RegistryNotLoaded),
+            _ => self.login(connection, request, now_ms),
         };
         let Err(refusal) = outcome else {
             return ConnectDecision::Accept;
@@ -81,6 +81,14 @@ impl Engine {
                 Some(_) => username.map_or(Cow::Borrowed("<not utf-8>"), |u| shorten(u, LOG_FIELD_MAX)),
             }
             .as_ref(),
+            tls = match request.tls {
+                None => Cow::Borrowed("-"),
+                Some(TlsIdentity::Psk(identity)) => Cow::Owned(format!(
+                    "psk {}",
+                    shorten(&String::from_utf8_lossy(identity), LOG_FIELD_MAX)
+                )),
+            }
+            .as_ref(),
             address = request.address.unwrap_or("-"),
             client_id = shorten(&String::from_utf8_lossy(request.client_id), LOG_FIELD_MAX).as_ref(),
             reason = %refusal,
@@ -90,21 +98,73 @@ impl Engine {
         ConnectDecision::Refuse(refusal)
     }
 
-    fn verify(&self, connection: ConnectionId, request: &ConnectRequest<'_>, now_ms: u64) -> Result<(), Refusal> {
-        let username = parse_username(request.username)?;
+    /// Rate limit → parse → registry → verify → lifecycle → session.
+    fn login(&self, connection: ConnectionId, request: &ConnectRequest<'_>, now_ms: u64) -> Result<(), Refusal> {
         self.check_limits(None, request.address, now_ms)?;
-        let identity = match username {
-            Username::Principal(name) => {
-                return self.verify_principal(connection, request, name, now_ms);
-            }
+        let (key, product, presented) = match self.parse(request)? {
+            Claim::Principal(name) => return self.login_principal(connection, request, name, now_ms),
+            Claim::Device {
+                key,
+                product,
+                presented,
+            } => (key, product, presented),
+        };
+        if let Some(key) = &key {
+            self.check_limits(Some(key), request.address, now_ms)?;
+        }
+        let record = key.as_deref().and_then(|k| self.registry.device(k));
+        let found = Found {
+            product: product.as_ref(),
+            record: record.as_ref(),
+        };
+        let key_text = key.as_deref().unwrap_or_default();
+        let grant = match &presented {
+            Presented::DeviceSecret(login) => verify::verify_triple(login, key_text, found, now_ms)?,
+            Presented::ProductSecret(login) => verify::verify_activation(login, key_text, found, now_ms)?,
+            Presented::Register(login) => verify::verify_registration(login, key_text, found)?,
+            Presented::Token(login) => verify::verify_device_token(login, key_text, found)?,
+            Presented::Psk { identity, claimed } => verify::verify_psk(identity, *claimed, key.as_deref(), found)?,
+        };
+        let activation = match &record {
+            Some(record) if record.gateway.is_some() => return Err(Refusal::SubDeviceOnly),
+            Some(record) => lifecycle_check(record, &grant)?,
+            None => OnAccept::Nothing,
+        };
+        if self.client_id_held(request.client_id, Some(Holder::Device(&grant.key))) {
+            return Err(Refusal::ClientIdInUse);
+        }
+        self.limits.record_success(&grant.key, request.address);
+        self.establish(connection, request, grant, activation, now_ms);
+        Ok(())
+    }
+
+    /// What the CONNECT claims: a TLS identity first (a username must then
+    /// name the same device), else the username's device or principal.
+    fn parse<'a>(&self, request: &ConnectRequest<'a>) -> Result<Claim<'a>, Refusal> {
+        if let Some(TlsIdentity::Psk(identity)) = request.tls {
+            let claimed = match request.username.filter(|u| !u.is_empty()) {
+                None => None,
+                Some(username) => match parse_username(Some(username))? {
+                    Username::Device(identity) => Some(identity),
+                    Username::Principal(_) => return Err(Refusal::CredentialNamesAnotherDevice),
+                },
+            };
+            let identity = std::str::from_utf8(identity).map_err(|_| Refusal::UnknownCredential)?;
+            let key = self.registry.psk_holder(identity);
+            let product = key
+                .as_deref()
+                .and_then(identity_of)
+                .and_then(|id| self.registry.product(id.product_key));
+            return Ok(Claim::Device {
+                key,
+                product,
+                presented: Presented::Psk { identity, claimed },
+            });
+        }
+        let identity = match parse_username(request.username)? {
+            Username::Principal(name) => return Ok(Claim::Principal(name)),
             Username::Device(identity) => identity,
         };
-        let key: Box<str> = request
-            .username
-            .and_then(|u| std::str::from_utf8(u).ok())
-            .unwrap_or_default()
-            .into();
-        self.check_limits(Some(&key), request.address, now_ms)?;
         let product = self.registry.product(identity.product_key);
         let (dialect, binding) = product.as_ref().map_or((Default::default(), Binding::Strict), |p| {
             (
@@ -116,20 +176,16 @@ impl Engine {
                 },
             )
         });
-        let login = parse_device_login(dialect, binding, identity, request.client_id, request.password)?;
-        let record = self.registry.device(&key);
-        let established = match login {
-            Login::DeviceSecret(s) => self.verify_device_secret(key, product, record, &s, now_ms)?,
-            Login::ProductSecret(s) => self.verify_activation(key, product, record, &s, now_ms)?,
-            Login::Register(r) => self.verify_registration(key, product, record, &r)?,
-            Login::Token(t) => self.verify_token(key, product, record, &t)?,
-        };
-        if self.client_id_held(request.client_id, Some(Holder::Device(&established.key))) {
-            return Err(Refusal::ClientIdInUse);
-        }
-        self.limits.record_success(&established.key, request.address);
-        self.establish(connection, request, established, now_ms);
-        Ok(())
+        let presented = parse_device_login(dialect, binding, identity, request.client_id, request.password)?;
+        let key = request
+            .username
+            .and_then(|u| std::str::from_utf8(u).ok())
+            .map(Into::into);
+        Ok(Claim::Device {
+            key,
+            product,
+            presented,
+        })
     }
 
     /// Refuses a login that a failed-login block covers.
@@ -177,152 +233,7 @@ impl Engine {
         self.client_ids.get(&*String::from_utf8_lossy(client_id)).map(|c| *c)
     }
 
-    fn verify_device_secret(
-        &self,
-        key: Box<str>,
-        product: Option<Arc<Product>>,
-        record: Option<DeviceRecord>,
-        login: &SignedLogin<'_>,
-        now_ms: u64,
-    ) -> Result<Established, Refusal> {
-        let secret = record.as_ref().and_then(|r| r.secret.as_ref());
-        let with_secret = verify_or_dummy(
-            login.method,
-            &login.content,
-            secret.map(Secret::expose),
-            &login.signature,
-        );
-        let pending = record.as_ref().and_then(|r| r.pending_secret.as_ref());
-        let with_pending = pending.is_some_and(|p| verify(login.method, &login.content, p.expose(), &login.signature));
-        let (has_secret, has_pending) = (secret.is_some(), pending.is_some());
-        let product = product.ok_or(Refusal::UnknownProduct)?;
-        let record = record.ok_or(Refusal::UnknownDevice)?;
-        if !product.sign_methods.contains(login.method.alg) {
-            return Err(Refusal::SignMethodNotAllowed);
-        }
-        if !(with_pending || with_secret) {
-            return Err(if !has_secret && !has_pending {
-                Refusal::NoSecret
-            } else {
-                Refusal::BadSignature
-            });
-        }
-        if !timestamp_fresh(product.timestamp_policy, login.timestamp, now_ms) {
-            return Err(Refusal::StaleTimestamp);
-        }
-        self.state_check(&record, Event::SecretLoginVerified)?;
-        let activation = if with_pending && !with_secret {
-            OnAccept::ConfirmPending
-        } else if !record.activated {
-            OnAccept::Activate
-        } else {
-            OnAccept::Nothing
-        };
-        Ok(Established {
-            key,
-            product,
-            session: Session::Normal,
-            restricted: None,
-            activation,
-        })
-    }
-
-    fn verify_activation(
-        &self,
-        key: Box<str>,
-        product: Option<Arc<Product>>,
-        record: Option<DeviceRecord>,
-        login: &SignedLogin<'_>,
-        now_ms: u64,
-    ) -> Result<Established, Refusal> {
-        let product = verify_product_secret(product, login.method, &login.content, &login.signature)?;
-        let record = record.ok_or(Refusal::UnknownDevice)?;
-        if !timestamp_fresh(product.timestamp_policy, login.timestamp, now_ms) {
-            return Err(Refusal::StaleTimestamp);
-        }
-        if !product.dynamic_activation {
-            return Err(Refusal::DynamicActivationOff);
-        }
-        self.state_check(&record, Event::ProductSecretLoginVerified)?;
-        Ok(Established {
-            key,
-            product,
-            session: Session::Activation(ActivationState::default()),
-            restricted: Some(TopicRules::activation_session()),
-            activation: OnAccept::Nothing,
-        })
-    }
-
-    fn verify_registration(
-        &self,
-        key: Box<str>,
-        product: Option<Arc<Product>>,
-        record: Option<DeviceRecord>,
-        login: &RegisterLogin<'_>,
-    ) -> Result<Established, Refusal> {
-        let product = verify_product_secret(product, login.method, &login.content, &login.signature)?;
-        if !product.dynamic_activation {
-            return Err(Refusal::DynamicActivationOff);
-        }
-        match (record, login.kind) {
-            (None, Registration::Register) => return Err(Refusal::UnknownDevice),
-            (None, Registration::Regnwl) => {}
-            (Some(record), _) => self.state_check(&record, Event::ProductSecretLoginVerified)?,
-        }
-        Ok(Established {
-            key,
-            product,
-            session: Session::Registration(login.kind),
-            restricted: Some(TopicRules::registration_session(login.kind)),
-            activation: OnAccept::Nothing,
-        })
-    }
-
-    fn verify_token(
-        &self,
-        key: Box<str>,
-        product: Option<Arc<Product>>,
-        record: Option<DeviceRecord>,
-        login: &TokenLogin<'_>,
-    ) -> Result<Established, Refusal> {
-        let presented: [u8; 32] = Sha256::digest(login.token).into();
-        let stored = record
-            .as_ref()
-            .and_then(|r| r.token_hash.as_deref())
-            .copied()
-            .unwrap_or([0xff; 32]);
-        let ok: bool = presented.ct_eq(&stored).into();
-        let product = product.ok_or(Refusal::UnknownProduct)?;
-        let record = record.ok_or(Refusal::UnknownDevice)?;
-        if record.token_hash.is_none() || !ok {
-            return Err(Refusal::BadToken);
-        }
-        self.state_check(&record, Event::SecretLoginVerified)?;
-        Ok(Established {
-            key,
-            product,
-            session: Session::Normal,
-            restricted: None,
-            activation: if record.activated {
-                OnAccept::Nothing
-            } else {
-                OnAccept::Activate
-            },
-        })
-    }
-
-    fn state_check(&self, record: &DeviceRecord, event: Event) -> Result<(), Refusal> {
-        if record.gateway.is_some() {
-            return Err(Refusal::SubDeviceOnly);
-        }
-        match device_state(record).apply(event).verdict {
-            Verdict::RefuseDisabled => Err(Refusal::Disabled),
-            Verdict::RefuseActivated => Err(Refusal::AlreadyActivated),
-            _ => Ok(()),
-        }
-    }
-
-    fn verify_principal(
+    fn login_principal(
         &self,
         connection: ConnectionId,
         request: &ConnectRequest<'_>,
@@ -368,26 +279,39 @@ impl Engine {
         Ok(())
     }
 
-    fn establish(&self, connection: ConnectionId, request: &ConnectRequest<'_>, e: Established, now_ms: u64) {
+    fn establish(
+        &self,
+        connection: ConnectionId,
+        request: &ConnectRequest<'_>,
+        e: Grant,
+        activation: OnAccept,
+        now_ms: u64,
+    ) {
         self.replace_stale(connection, now_ms);
         let client_id: Box<str> = String::from_utf8_lossy(request.client_id).into();
         self.supersede(&e.key, now_ms);
-        match e.activation {
-            OnAccept::Nothing => {}
-            OnAccept::Activate => self.mark_activated(&e.key, now_ms),
-            OnAccept::ConfirmPending => self.confirm_pending_secret(&e.key, now_ms),
-        }
+        self.carry_out(activation, &e.key, now_ms);
         self.client_ids.insert(client_id.clone(), connection);
         let serial = self.next_serial();
-        let issue = match &e.session {
-            Session::Normal => None,
-            Session::Activation(_) => Some(IssueKind::Activation),
-            Session::Registration(Registration::Register) => Some(IssueKind::Register),
-            Session::Registration(Registration::Regnwl) => Some(IssueKind::Regnwl),
+        let (session, restricted, issue) = match e.session {
+            SessionKind::Normal => (Session::Normal, None, None),
+            SessionKind::Activation => (
+                Session::Activation(ActivationState::default()),
+                Some(TopicRules::activation_session()),
+                Some(IssueKind::Activation),
+            ),
+            SessionKind::Registration(kind) => (
+                Session::Registration(kind),
+                Some(TopicRules::registration_session(kind)),
+                Some(match kind {
+                    Registration::Register => IssueKind::Register,
+                    Registration::Regnwl => IssueKind::Regnwl,
+                }),
+            ),
         };
         let offline_after_ms = u64::from(e.product.offline_after_secs) * 1000;
         let rules = match identity_of(&e.key) {
-            Some(identity) => BoundRules::bind(e.restricted.as_ref().unwrap_or(&e.product.rules), identity),
+            Some(identity) => BoundRules::bind(restricted.as_ref().unwrap_or(&e.product.rules), identity),
             None => BoundRules::default(),
         };
         self.connections.insert(
@@ -399,11 +323,12 @@ impl Engine {
                 subject: Subject::Device {
                     key: e.key.clone(),
                     product: e.product,
-                    session: e.session,
+                    session,
+                    via: e.via,
                     gateway: GatewayState::default(),
                 },
                 rules,
-                restricted: e.restricted.is_some(),
+                restricted: restricted.is_some(),
                 last_activity_ms: AtomicU64::new(now_ms),
                 idle: AtomicBool::new(false),
                 subscriptions: Vec::new(),
@@ -434,6 +359,15 @@ impl Engine {
                 serial,
                 TimerKind::Close,
             );
+        }
+    }
+
+    /// Makes the activation change of an accepted login.
+    pub(super) fn carry_out(&self, activation: OnAccept, key: &str, now_ms: u64) {
+        match activation {
+            OnAccept::Nothing => {}
+            OnAccept::Activate => self.mark_activated(key, now_ms),
+            OnAccept::ConfirmPending => self.confirm_pending_secret(key, now_ms),
         }
     }
 
@@ -491,40 +425,32 @@ enum Holder<'a> {
 
 /// The most characters of a username or client id a log line shows:
 /// enough for every SDK's client id, too few for padding to hide the rest.
-const LOG_FIELD_MAX: usize = 128;
+pub(super) const LOG_FIELD_MAX: usize = 128;
 
 /// `text` cut to at most `max` characters, with the length it had, so a
 /// padded field cannot push the rest of a log line out of sight.
-fn shorten(text: &str, max: usize) -> Cow<'_, str> {
+pub(super) fn shorten(text: &str, max: usize) -> Cow<'_, str> {
     match text.char_indices().nth(max) {
         None => Cow::Borrowed(text),
         Some((cut, _)) => Cow::Owned(format!("{}…({} bytes)", &text[..cut], text.len())),
     }
 }
 
-/// Checks a login signed with the product secret (EnOS activation, Aliyun
-/// registration): the same work whether or not the product or its secret
-/// exists, then the product's allowed hashes and the signature.
-fn verify_product_secret(
-    product: Option<Arc<Product>>,
-    method: SignMethod,
-    content: &Content<'_>,
-    signature: &Digest,
-) -> Result<Arc<Product>, Refusal> {
-    let secret = product.as_ref().and_then(|p| p.secret.as_ref());
-    let ok = verify_or_dummy(method, content, secret.map(Secret::expose), signature);
-    let has_secret = secret.is_some();
-    let product = product.ok_or(Refusal::UnknownProduct)?;
-    if !product.sign_methods.contains(method.alg) {
-        return Err(Refusal::SignMethodNotAllowed);
+/// The lifecycle check of a verified login (DESIGN.md §4): its event
+/// applied to the device's state decides whether it may proceed and what
+/// it does to activation once accepted.
+pub(super) fn lifecycle_check(record: &DeviceRecord, grant: &Grant) -> Result<OnAccept, Refusal> {
+    let before = device_state(record);
+    let transition = before.apply(grant.event);
+    match transition.verdict {
+        Verdict::RefuseDisabled => Err(Refusal::Disabled),
+        Verdict::RefuseActivated => Err(Refusal::AlreadyActivated),
+        _ if grant.confirms_pending => Ok(OnAccept::ConfirmPending),
+        _ if transition.next.activation == Activation::Activated && before.activation == Activation::Inactive => {
+            Ok(OnAccept::Activate)
+        }
+        _ => Ok(OnAccept::Nothing),
     }
-    if !has_secret {
-        return Err(Refusal::NoSecret);
-    }
-    if !ok {
-        return Err(Refusal::BadSignature);
-    }
-    Ok(product)
 }
 
 /// The lifecycle state of a registry record (communication is not tracked
@@ -542,60 +468,5 @@ pub(super) fn device_state(record: &DeviceRecord) -> DeviceState {
             Activation::Inactive
         },
         communication: Communication::Offline,
-    }
-}
-
-/// Whether `timestamp` passes `policy` at `now_ms` (PROTOCOL.md §3.4).
-pub(super) fn timestamp_fresh(policy: TimestampPolicy, timestamp: Option<&str>, now_ms: u64) -> bool {
-    let TimestampPolicy::Enforce { window_secs } = policy else {
-        return true;
-    };
-    let Some(ts_ms) = timestamp.and_then(parse_timestamp_ms) else {
-        return false;
-    };
-    now_ms.abs_diff(ts_ms) <= u64::from(window_secs) * 1000
-}
-
-/// `^[0-9]{1,16}(\.[0-9]{1,9})?$`; 12 or more integer digits mean ms.
-fn parse_timestamp_ms(ts: &str) -> Option<u64> {
-    let (int, frac) = match ts.split_once('.') {
-        Some((i, f)) => (i, Some(f)),
-        None => (ts, None),
-    };
-    let digits = |s: &str, max: usize| !s.is_empty() && s.len() <= max && s.bytes().all(|b| b.is_ascii_digit());
-    if !digits(int, 16) || !frac.is_none_or(|f| digits(f, 9)) {
-        return None;
-    }
-    let value: u64 = int.parse().ok()?;
-    if int.len() >= 12 {
-        return Some(value);
-    }
-    let millis = frac.map_or(0, |f| {
-        f.bytes()
-            .chain(std::iter::repeat(b'0'))
-            .take(3)
-            .fold(0, |acc, b| acc * 10 + u64::from(b - b'0'))
-    });
-    value.checked_mul(1000)?.checked_add(millis)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn timestamps() {
-        assert_eq!(parse_timestamp_ms("1700000000000"), Some(1_700_000_000_000));
-        assert_eq!(parse_timestamp_ms("1700000000"), Some(1_700_000_000_000));
-        assert_eq!(parse_timestamp_ms("1795320666.3600545"), Some(1_795_320_666_360));
-        assert_eq!(parse_timestamp_ms("1795320550912.803"), Some(1_795_320_550_912));
-        for bad in ["", "abc", "1.", ".5", "1e9", "12345678901234567", "1.1234567890"] {
-            assert_eq!(parse_timestamp_ms(bad), None, "{bad}");
-        }
-        let enforce = TimestampPolicy::Enforce { window_secs: 900 };
-        assert!(timestamp_fresh(enforce, Some("1700000000"), 1_700_000_899_000));
-        assert!(!timestamp_fresh(enforce, Some("1700000000"), 1_700_000_901_000));
-        assert!(!timestamp_fresh(enforce, None, 0));
-        assert!(timestamp_fresh(TimestampPolicy::Off, Some("2524608000000"), 0));
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::*;
 use crate::credentials::Dialect;
-use crate::registry::{Product, TimestampPolicy};
+use crate::registry::{CredentialKind, Product, TimestampPolicy};
 use crate::sign::{AlgSet, HashAlg};
 
 const NOW: u64 = 1_795_320_550_000;
@@ -58,12 +58,12 @@ impl World {
         password: &str,
         address: &str,
     ) -> ConnectDecision {
-        let request = ConnectRequest {
-            client_id: client_id.as_bytes(),
-            username: Some(username.as_bytes()),
-            password: Some(password.as_bytes()),
-            address: Some(address),
-        };
+        let request = ConnectRequest::new(
+            client_id.as_bytes(),
+            Some(username.as_bytes()),
+            Some(password.as_bytes()),
+            Some(address),
+        );
         self.engine.handle_connect(ConnectionId(conn), &request, NOW)
     }
 
@@ -215,12 +215,12 @@ fn refusals_carry_their_outcomes() {
 #[test]
 fn fail_closed_until_loaded_and_defer_without_username() {
     let engine = Engine::new(Arc::new(Registry::new()), EngineConfig::default());
-    let request = ConnectRequest {
-        client_id: E3_ID.as_bytes(),
-        username: Some(b"dev_0001&Ab3dEf9h"),
-        password: Some(E3_PW.as_bytes()),
-        address: None,
-    };
+    let request = ConnectRequest::new(
+        E3_ID.as_bytes(),
+        Some(b"dev_0001&Ab3dEf9h"),
+        Some(E3_PW.as_bytes()),
+        None,
+    );
     assert_eq!(
         engine.handle_connect(ConnectionId(1), &request, NOW).outcome(),
         ConnectOutcome::Unavailable
@@ -264,12 +264,12 @@ fn timestamp_policy_is_applied_after_the_signature() {
     let w = World::new();
     w.product(|p| p.timestamp_policy = TimestampPolicy::Enforce { window_secs: 900 });
     assert_eq!(w.connect(1, E3_ID, "dev_0001&Ab3dEf9h", E3_PW), ConnectDecision::Accept);
-    let request = ConnectRequest {
-        client_id: E3_ID.as_bytes(),
-        username: Some(b"dev_0001&Ab3dEf9h"),
-        password: Some(E3_PW.as_bytes()),
-        address: None,
-    };
+    let request = ConnectRequest::new(
+        E3_ID.as_bytes(),
+        Some(b"dev_0001&Ab3dEf9h"),
+        Some(E3_PW.as_bytes()),
+        None,
+    );
     let late = w.engine.handle_connect(ConnectionId(2), &request, NOW + 3_600_000);
     assert_eq!(refused(late), Refusal::StaleTimestamp);
 }
@@ -365,12 +365,7 @@ fn a_client_id_held_by_another_device_is_refused() {
         AccessDecision::Allow
     );
     // A client devicegate does not own (no username) cannot take it either.
-    let anonymous = ConnectRequest {
-        client_id: E3_ID.as_bytes(),
-        username: None,
-        password: None,
-        address: Some("10.0.0.9"),
-    };
+    let anonymous = ConnectRequest::new(E3_ID.as_bytes(), None, None, Some("10.0.0.9"));
     assert_eq!(
         refused(w.engine.handle_connect(ConnectionId(3), &anonymous, NOW)),
         Refusal::ClientIdInUse
@@ -921,12 +916,7 @@ fn commands_reach_devices_that_never_subscribed() {
 
 #[test]
 fn debug_output_never_shows_passwords_or_tokens() {
-    let request = ConnectRequest {
-        client_id: b"c",
-        username: Some(b"backend"),
-        password: Some(b"hunter2"),
-        address: None,
-    };
+    let request = ConnectRequest::new(b"c", Some(b"backend"), Some(b"hunter2"), None);
     assert!(!format!("{request:?}").contains("hunter2"));
     let login = crate::credentials::parse_device_login(
         Dialect::Aliyun,
@@ -940,4 +930,117 @@ fn debug_output_never_shows_passwords_or_tokens() {
     )
     .unwrap();
     assert!(!format!("{login:?}").contains("tok-secret-123"));
+}
+
+const PSK_ID: &str = "PwjWTw_TyUaVEEGHgtnzJA";
+const PSK_KEY: &str = "3ACF33D72D32629BED85F383D7D8F82C48CD33819E0D114C3BC27439761920DB";
+
+/// `dev_0001` with the PSK of IDENTITIES.md §2 besides its secret.
+fn with_psk(w: &World) {
+    let mut record = w.engine.registry().device("dev_0001&Ab3dEf9h").unwrap();
+    record.credentials.push(crate::registry::Credential {
+        kind: CredentialKind::Psk,
+        identity: PSK_ID.into(),
+        material: Secret::new(PSK_KEY.as_bytes()),
+    });
+    w.engine.apply_device_change("dev_0001&Ab3dEf9h", Some(record), NOW);
+}
+
+fn psk_connect(w: &World, conn: u64, identity: &str, username: Option<&str>) -> ConnectDecision {
+    let request = ConnectRequest::new(b"any-client-id", username.map(str::as_bytes), None, Some("10.0.0.1"))
+        .with_tls(TlsIdentity::Psk(identity.as_bytes()));
+    w.engine.handle_connect(ConnectionId(conn), &request, NOW)
+}
+
+#[test]
+fn a_psk_handshake_gets_the_key_of_an_enabled_device_only() {
+    let w = World::new();
+    assert!(w.engine.psk_key(PSK_ID.as_bytes(), None).is_none(), "unknown identity");
+    with_psk(&w);
+    assert_eq!(
+        w.engine.psk_key(PSK_ID.as_bytes(), None).unwrap().expose(),
+        PSK_KEY.as_bytes()
+    );
+    assert!(w.engine.psk_key(b"PwjWTw_TyUaVEEGHgtnzJB", None).is_none());
+    assert!(w.engine.psk_key(&[0xff, 0xfe], None).is_none(), "not UTF-8");
+    let mut record = w.engine.registry().device("dev_0001&Ab3dEf9h").unwrap();
+    record.enabled = false;
+    w.engine.apply_device_change("dev_0001&Ab3dEf9h", Some(record), NOW);
+    assert!(w.engine.psk_key(PSK_ID.as_bytes(), None).is_none(), "disabled device");
+}
+
+#[test]
+fn a_psk_login_binds_the_connection_to_its_device() {
+    let w = World::new();
+    with_psk(&w);
+    assert_eq!(psk_connect(&w, 1, PSK_ID, None), ConnectDecision::Accept);
+    assert_eq!(
+        w.engine.device_of(ConnectionId(1)).as_deref(),
+        Some("dev_0001&Ab3dEf9h")
+    );
+    assert!(w.engine.registry().device("dev_0001&Ab3dEf9h").unwrap().activated);
+    assert_eq!(
+        w.publish(1, "/sys/Ab3dEf9h/dev_0001/thing/measurepoint/post"),
+        AccessDecision::Allow
+    );
+    assert_eq!(
+        w.publish(1, "/sys/Ab3dEf9h/dev_0002/thing/measurepoint/post"),
+        AccessDecision::Deny
+    );
+    // A username may come along when it names the same device; an empty one is none.
+    assert_eq!(
+        psk_connect(&w, 2, PSK_ID, Some("dev_0001&Ab3dEf9h")),
+        ConnectDecision::Accept
+    );
+    assert_eq!(psk_connect(&w, 3, PSK_ID, Some("")), ConnectDecision::Accept);
+    assert_eq!(
+        refused(psk_connect(&w, 4, PSK_ID, Some("dev_0002&Ab3dEf9h"))),
+        Refusal::CredentialNamesAnotherDevice
+    );
+    assert_eq!(
+        refused(psk_connect(&w, 5, PSK_ID, Some("backend"))),
+        Refusal::CredentialNamesAnotherDevice
+    );
+    assert_eq!(
+        refused(psk_connect(&w, 6, "PwjWTw_TyUaVEEGHgtnzJB", None)),
+        Refusal::UnknownCredential
+    );
+}
+
+#[test]
+fn revoking_a_psk_kicks_its_session_and_nothing_else() {
+    let w = World::new();
+    with_psk(&w);
+    assert_eq!(psk_connect(&w, 1, PSK_ID, None), ConnectDecision::Accept);
+    w.effects();
+    // An operator change to the secret does not touch the PSK session.
+    let mut record = w.engine.registry().device("dev_0001&Ab3dEf9h").unwrap();
+    record.secret_version += 1;
+    w.engine
+        .apply_device_change("dev_0001&Ab3dEf9h", Some(record.clone()), NOW);
+    assert!(w.effects().is_empty());
+    record.credentials.clear();
+    w.engine.apply_device_change("dev_0001&Ab3dEf9h", Some(record), NOW);
+    assert_eq!(
+        w.effects(),
+        vec![Effect::Kick {
+            connection: ConnectionId(1),
+            client_id: "any-client-id".into()
+        }]
+    );
+    assert!(w.engine.registry().psk_holder(PSK_ID).is_none());
+    assert_eq!(refused(psk_connect(&w, 2, PSK_ID, None)), Refusal::UnknownCredential);
+}
+
+#[test]
+fn a_secret_session_survives_a_psk_revocation() {
+    let w = World::new();
+    with_psk(&w);
+    assert_eq!(w.connect(1, E3_ID, "dev_0001&Ab3dEf9h", E3_PW), ConnectDecision::Accept);
+    w.effects();
+    let mut record = w.engine.registry().device("dev_0001&Ab3dEf9h").unwrap();
+    record.credentials.clear();
+    w.engine.apply_device_change("dev_0001&Ab3dEf9h", Some(record), NOW);
+    assert!(w.effects().is_empty());
+    assert!(w.engine.is_online("dev_0001&Ab3dEf9h"));
 }

@@ -6,8 +6,9 @@ use serde::Serialize;
 use sqlx::{AnyConnection, Row};
 
 use super::writes::record_change;
-use super::{Store, StoreError, now_ms, rows};
+use super::{Store, StoreError, new_guid, rows};
 use crate::acl::TopicRule;
+use crate::clock::now_ms;
 use crate::credentials::{Dialect, KeyKind, validate_key};
 use crate::secret::Secret;
 use crate::sign::AlgSet;
@@ -171,6 +172,8 @@ pub struct DeviceInfo {
     pub product_key: String,
     /// The device key.
     pub device_key: String,
+    /// The device's GUID (IDENTITIES.md §1).
+    pub guid: Option<String>,
     /// Enabled by the operator.
     pub enabled: bool,
     /// Activation time, if activated.
@@ -234,7 +237,7 @@ pub struct ProductStatus {
     pub online: i64,
 }
 
-const DEVICE_INFO_COLUMNS: &str = "product_key, device_key, enabled, activated_at, online, last_seen_at, last_address, \
+const DEVICE_INFO_COLUMNS: &str = "product_key, device_key, guid, enabled, activated_at, online, last_seen_at, last_address, \
      gateway_product_key, gateway_device_key, device_secret IS NOT NULL AS has_secret, \
      pending_secret IS NOT NULL AS pending, created_at";
 
@@ -249,6 +252,7 @@ fn device_info(row: &sqlx::any::AnyRow) -> Result<DeviceInfo, sqlx::Error> {
     Ok(DeviceInfo {
         product_key: row.try_get("product_key")?,
         device_key: row.try_get("device_key")?,
+        guid: row.try_get("guid")?,
         enabled: rows::flag(row, "enabled")?,
         activated_at: row.try_get("activated_at")?,
         online: rows::flag(row, "online")?,
@@ -325,7 +329,8 @@ impl Store {
         sqlx::query(
             "INSERT INTO products (product_key, product_secret, dialect, sign_methods, timestamp_window_secs, \
              dynamic_activation, free_client_id, shared_subscriptions, allow_retain, offline_after_secs, \
-             max_sub_devices, extra_topics, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+             max_sub_devices, extra_topics, created_at, guid) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         )
         .bind(&spec.product_key)
         .bind(spec.secret.as_deref())
@@ -340,6 +345,7 @@ impl Store {
         .bind(spec.max_sub_devices.map(i64::from))
         .bind(spec.extra_topics.join("\n"))
         .bind(to_i64(now_ms()))
+        .bind(new_guid())
         .execute(&mut *tx)
         .await?;
         record_change(&mut tx, "product", Some(&spec.product_key), None, None, now_ms()).await?;
@@ -505,7 +511,7 @@ impl Store {
             .filter(|_| !spec.no_secret);
         let done = sqlx::query(
             "INSERT INTO devices (product_key, device_key, device_secret, gateway_product_key, gateway_device_key, \
-             created_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (product_key, device_key) DO NOTHING",
+             created_at, guid) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (product_key, device_key) DO NOTHING",
         )
         .bind(pk)
         .bind(dk)
@@ -513,6 +519,7 @@ impl Store {
         .bind(spec.gateway.as_ref().map(|g| g.0.clone()))
         .bind(spec.gateway.as_ref().map(|g| g.1.clone()))
         .bind(to_i64(now_ms()))
+        .bind(new_guid())
         .execute(&mut *conn)
         .await?;
         if done.rows_affected() == 0 {
@@ -660,13 +667,14 @@ impl Store {
             }
             None => {
                 sqlx::query(
-                    "INSERT INTO devices (product_key, device_key, device_secret, registered_at, created_at) \
-                     VALUES ($1, $2, $3, $4, $4)",
+                    "INSERT INTO devices (product_key, device_key, device_secret, registered_at, created_at, guid) \
+                     VALUES ($1, $2, $3, $4, $4, $5)",
                 )
                 .bind(pk)
                 .bind(dk)
                 .bind(&secret)
                 .bind(now)
+                .bind(new_guid())
                 .execute(&mut *tx)
                 .await?;
             }

@@ -1,10 +1,12 @@
 //! Reading for the registry: full loads, single rows, and the change feed.
 
+use std::collections::HashMap;
+
 use sqlx::Row;
 
 use super::{Store, StoreError, rows};
 use crate::principal::Principal;
-use crate::registry::{DeviceRecord, Product};
+use crate::registry::{Credential, DeviceRecord, Product};
 
 /// What a change row is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,11 +36,25 @@ impl Store {
         Ok(rows.iter().map(rows::product).collect::<Result<_, _>>()?)
     }
 
-    /// Every device as `({dk}&{pk}, record)`.
+    /// Every device as `({dk}&{pk}, record)`, with its live credentials.
     pub async fn load_devices(&self) -> Result<Vec<(String, DeviceRecord)>, StoreError> {
         let sql = format!("SELECT {} FROM devices", rows::DEVICE_COLUMNS);
         let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
-        Ok(rows.iter().map(rows::device).collect::<Result<_, _>>()?)
+        let mut devices: Vec<(String, DeviceRecord)> = rows.iter().map(rows::device).collect::<Result<_, _>>()?;
+        let sql = format!(
+            "SELECT {} FROM credentials WHERE revoked_at IS NULL ORDER BY product_key, device_key, id",
+            rows::CREDENTIAL_COLUMNS
+        );
+        let mut by_device: HashMap<String, Vec<Credential>> = HashMap::new();
+        for row in sqlx::query(&sql).fetch_all(&self.pool).await? {
+            if let Some((key, credential)) = rows::credential(&row)? {
+                by_device.entry(key).or_default().push(credential);
+            }
+        }
+        for (key, record) in &mut devices {
+            record.credentials = by_device.remove(key).unwrap_or_default();
+        }
+        Ok(devices)
     }
 
     /// Every principal.
@@ -66,7 +82,19 @@ impl Store {
             rows::DEVICE_COLUMNS
         );
         let row = sqlx::query(&sql).bind(pk).bind(dk).fetch_optional(&self.pool).await?;
-        Ok(row.as_ref().map(rows::device).transpose()?.map(|(_, r)| r))
+        let Some((_, mut record)) = row.as_ref().map(rows::device).transpose()? else {
+            return Ok(None);
+        };
+        let sql = format!(
+            "SELECT {} FROM credentials WHERE product_key = $1 AND device_key = $2 AND revoked_at IS NULL ORDER BY id",
+            rows::CREDENTIAL_COLUMNS
+        );
+        for row in sqlx::query(&sql).bind(pk).bind(dk).fetch_all(&self.pool).await? {
+            if let Some((_, credential)) = rows::credential(&row)? {
+                record.credentials.push(credential);
+            }
+        }
+        Ok(Some(record))
     }
 
     /// One principal, if it exists.

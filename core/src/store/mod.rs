@@ -9,6 +9,7 @@
 
 mod admin;
 mod condition;
+mod credentials;
 mod feed;
 mod rows;
 mod writes;
@@ -24,6 +25,7 @@ pub use admin::{
     DeviceInfo, DeviceSpec, ImportRow, PrincipalInfo, ProductInfo, ProductSpec, ProductStatus, ProductUpdate,
 };
 pub use condition::{ConditionKind, explain, process_user, sqlite_files};
+pub use credentials::{CredentialInfo, MAX_PSK_IDENTITY_LEN, NewPsk, PSK_KEY_LEN, validate_psk_identity};
 pub use feed::{Change, Entity};
 pub use writes::{WriteFailure, WriteOutcome};
 
@@ -150,11 +152,10 @@ fn unreachable(url: &str, cause: sqlx::Error) -> StoreError {
     }
 }
 
-/// Milliseconds since the UNIX epoch, from the system clock.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+/// A fresh GUID for a product or device row (IDENTITIES.md §1): a
+/// lower-case, hyphenated UUID v4.
+fn new_guid() -> String {
+    uuid::Uuid::new_v4().to_string()
 }
 
 /// A connection pool with the schema applied.

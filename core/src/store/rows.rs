@@ -6,7 +6,7 @@ use sqlx::any::AnyRow;
 use crate::acl::{TopicRule, TopicRules};
 use crate::credentials::Dialect;
 use crate::principal::Principal;
-use crate::registry::{DeviceRecord, Product, TimestampPolicy};
+use crate::registry::{Credential, CredentialKind, DeviceRecord, Product, TimestampPolicy};
 use crate::secret::Secret;
 use crate::sign::AlgSet;
 
@@ -100,8 +100,33 @@ pub(super) fn device(row: &AnyRow) -> Result<(String, DeviceRecord), sqlx::Error
         enabled: flag(row, "enabled")?,
         activated: row.try_get::<Option<i64>, _>("activated_at")?.is_some(),
         secret_version: u32::try_from(row.try_get::<i64, _>("secret_version")?).unwrap_or(0),
+        credentials: Vec::new(),
     };
     Ok((format!("{dk}&{pk}"), record))
+}
+
+/// The live-credential columns [`credential`] reads.
+pub(super) const CREDENTIAL_COLUMNS: &str = "product_key, device_key, kind, identity, material";
+
+/// `({dk}&{pk}, credential)` of a credential row, or `None` for a kind this
+/// version does not use at login.
+pub(super) fn credential(row: &AnyRow) -> Result<Option<(String, Credential)>, sqlx::Error> {
+    let pk: String = row.try_get("product_key")?;
+    let dk: String = row.try_get("device_key")?;
+    let kind: String = row.try_get("kind")?;
+    let Some(kind) = CredentialKind::from_name(&kind) else {
+        return Ok(None);
+    };
+    let identity: String = row.try_get("identity")?;
+    let material: Option<String> = row.try_get("material")?;
+    Ok(Some((
+        format!("{dk}&{pk}"),
+        Credential {
+            kind,
+            identity: identity.into(),
+            material: Secret::new(material.unwrap_or_default().into_bytes()),
+        },
+    )))
 }
 
 pub(super) fn principal(row: &AnyRow) -> Result<Principal, sqlx::Error> {

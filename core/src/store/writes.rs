@@ -78,7 +78,7 @@ async fn apply_one(conn: &mut AnyConnection, write: &StoreWrite, id: Option<&str
     if let Some(id) = id {
         let fresh = sqlx::query("INSERT INTO applied_writes (id, at) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING")
             .bind(id)
-            .bind(to_i64(super::now_ms()))
+            .bind(to_i64(crate::clock::now_ms()))
             .execute(&mut *conn)
             .await?;
         if fresh.rows_affected() == 0 {
@@ -131,7 +131,7 @@ async fn apply_one(conn: &mut AnyConnection, write: &StoreWrite, id: Option<&str
             let Some((pk, dk)) = keys(device) else {
                 return Ok(None);
             };
-            let now = super::now_ms();
+            let now = crate::clock::now_ms();
             match kind {
                 IssueKind::Activation | IssueKind::Register => {
                     sqlx::query("UPDATE devices SET pending_secret = $1 WHERE product_key = $2 AND device_key = $3")
@@ -144,13 +144,15 @@ async fn apply_one(conn: &mut AnyConnection, write: &StoreWrite, id: Option<&str
                 IssueKind::Regnwl => {
                     let hash = hex::encode(Sha256::digest(secret.expose()));
                     sqlx::query(
-                        "INSERT INTO devices (product_key, device_key, token_hash, created_at) VALUES ($1, $2, $3, $4) \
+                        "INSERT INTO devices (product_key, device_key, token_hash, created_at, guid) \
+                         VALUES ($1, $2, $3, $4, $5) \
                          ON CONFLICT (product_key, device_key) DO UPDATE SET token_hash = excluded.token_hash",
                     )
                     .bind(&pk)
                     .bind(&dk)
                     .bind(hash)
                     .bind(to_i64(now))
+                    .bind(super::new_guid())
                     .execute(&mut *conn)
                     .await?;
                 }

@@ -14,9 +14,10 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use crate::clock::now_ms;
 use crate::engine::{Engine, StoreWrite};
 use crate::spool::Spool;
-use crate::store::{ConditionKind, Store, StoreError, WriteOutcome, explain, now_ms};
+use crate::store::{ConditionKind, Store, StoreError, WriteOutcome, explain};
 
 /// The first wait after a failed attempt; it doubles up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);

@@ -4,9 +4,9 @@
 
 use std::ffi::{c_int, c_void};
 
+use devicegate::clock::now_ms;
 use devicegate::decision::AccessDecision;
 use devicegate::engine::Hooks;
-use devicegate::store::now_ms;
 
 use crate::{Plugin, client, ffi, panic::guard};
 

@@ -4,8 +4,8 @@
 
 use std::ffi::{c_int, c_void};
 
+use devicegate::clock::now_ms;
 use devicegate::engine::{ConnectDecision, ConnectRequest, Hooks};
-use devicegate::store::now_ms;
 
 use crate::{Plugin, client, ffi, panic::guard};
 
@@ -32,12 +32,7 @@ pub unsafe extern "C" fn on_basic_auth(_event: c_int, event_data: *mut c_void, u
                 client::bytes(event.password),
             )
         };
-        let request = ConnectRequest {
-            client_id: &client_id,
-            username,
-            password,
-            address: address.as_deref(),
-        };
+        let request = ConnectRequest::new(&client_id, username, password, address.as_deref());
         // A holder of this client id that closed since the last TICK frees
         // it now, so the engine's id check sees only live sessions.
         if let Some(holder) = plugin.auth.engine().client_id_holder(&client_id) {

@@ -31,8 +31,9 @@ mod tick;
 use std::cell::RefCell;
 use std::ffi::{CStr, c_int, c_void};
 
+use devicegate::clock::now_ms;
 use devicegate::engine::{ConnectionId, Hooks};
-use devicegate::store::{now_ms, redact_url};
+use devicegate::store::redact_url;
 use devicegate::sync::Authenticator;
 
 use options::Options;

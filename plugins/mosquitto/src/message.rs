@@ -5,8 +5,8 @@
 
 use std::ffi::{c_int, c_void};
 
+use devicegate::clock::now_ms;
 use devicegate::engine::{Hooks, MessageDecision};
-use devicegate::store::now_ms;
 
 use crate::{Plugin, client, ffi, panic::guard};
 

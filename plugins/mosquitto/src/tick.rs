@@ -3,8 +3,8 @@
 
 use std::ffi::{c_int, c_void};
 
+use devicegate::clock::now_ms;
 use devicegate::engine::Hooks;
-use devicegate::store::now_ms;
 
 use crate::{Plugin, ffi, panic::guard};
 

@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use dashmap::DashMap;
+use devicegate::clock::now_ms;
 use devicegate::decision::AccessDecision;
 use devicegate::engine::{ConnectDecision, ConnectRequest, ConnectionId, Effect, Hooks, MessageDecision};
-use devicegate::store::now_ms;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
 /// What the engine asks of one session.
@@ -69,7 +69,7 @@ impl Gate {
     /// retries, idle devices) and delivers effects every `every`; it ends
     /// when the gate is dropped.
     pub fn spawn_ticker(self: &Arc<Self>, every: Duration) -> std::io::Result<std::thread::JoinHandle<()>> {
-        devicegate::sync::spawn_ticker(self, every, |gate| {
+        devicegate::clock::spawn_ticker(self, every, |gate| {
             gate.hooks.handle_tick(now_ms());
             gate.dispatch();
         })

@@ -41,10 +41,10 @@ fn login(
         .query::<ntex_io::types::PeerAddr>()
         .get()
         .map(|peer| peer.0.ip().to_string());
-    gate.login(&devicegate::engine::ConnectRequest {
-        client_id: client_id.as_bytes(),
-        username: username.map(|u| u.as_bytes().as_ref()),
-        password: password.map(|p| p.as_ref()),
-        address: address.as_deref(),
-    })
+    gate.login(&devicegate::engine::ConnectRequest::new(
+        client_id.as_bytes(),
+        username.map(|u| u.as_bytes().as_ref()),
+        password.map(|p| p.as_ref()),
+        address.as_deref(),
+    ))
 }

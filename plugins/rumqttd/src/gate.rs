@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 use dashmap::DashMap;
+use devicegate::clock::now_ms;
 use devicegate::engine::{ConnectDecision, ConnectRequest, ConnectionId, Effect, Hooks};
-use devicegate::store::now_ms;
 
 use crate::protocol::GatedProtocol;
 
@@ -69,7 +69,7 @@ impl Gate {
     /// Starts a thread that advances the engine's timers and hands effects
     /// to their connections every `every`; it ends when the gate is dropped.
     pub fn spawn_ticker(self: &Arc<Self>, every: Duration) -> std::io::Result<std::thread::JoinHandle<()>> {
-        devicegate::sync::spawn_ticker(self, every, |gate| {
+        devicegate::clock::spawn_ticker(self, every, |gate| {
             gate.hooks.handle_tick(now_ms());
             gate.dispatch();
         })
@@ -95,12 +95,12 @@ impl Gate {
             return false;
         };
         let connection = ConnectionId(self.next_connection.fetch_add(1, Ordering::Relaxed));
-        let request = ConnectRequest {
-            client_id: client_id.as_bytes(),
-            username: Some(username.as_bytes()),
-            password: Some(password.as_bytes()),
-            address: None,
-        };
+        let request = ConnectRequest::new(
+            client_id.as_bytes(),
+            Some(username.as_bytes()),
+            Some(password.as_bytes()),
+            None,
+        );
         let decision = self.hooks.handle_connect(connection, &request, now_ms());
         if let ConnectDecision::Refuse(reason) = decision {
             tracing::info!(client_id, "devicegate refused a login: {reason}");

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use bytes::BytesMut;
+use devicegate::clock::now_ms;
 use devicegate::decision::AccessDecision;
 use devicegate::engine::{ConnectionId, MessageDecision};
-use devicegate::store::now_ms;
 use rumqttd::protocol::{Error, Packet, Protocol, Publish};
 
 use crate::gate::{Gate, Slot};

@@ -1,0 +1,24 @@
+-- Device and product GUIDs, and credentials besides the device secret.
+-- Same tables and columns as the SQLite migration; see there.
+ALTER TABLE products ADD COLUMN guid TEXT;
+ALTER TABLE devices ADD COLUMN guid TEXT;
+UPDATE products SET guid = gen_random_uuid()::text;
+UPDATE devices SET guid = gen_random_uuid()::text;
+CREATE UNIQUE INDEX products_by_guid ON products (guid);
+CREATE UNIQUE INDEX devices_by_guid ON devices (guid);
+
+CREATE TABLE credentials (
+    id            BIGSERIAL PRIMARY KEY,
+    product_key   TEXT NOT NULL,
+    device_key    TEXT NOT NULL,
+    kind          TEXT NOT NULL CHECK (kind IN ('psk', 'certificate', 'access_key')),
+    identity      TEXT NOT NULL,
+    material      TEXT,
+    not_after     BIGINT,
+    created_at    BIGINT NOT NULL,
+    first_used_at BIGINT,
+    revoked_at    BIGINT,
+    FOREIGN KEY (product_key, device_key) REFERENCES devices (product_key, device_key) ON DELETE CASCADE
+);
+CREATE UNIQUE INDEX credentials_by_identity ON credentials (kind, identity);
+CREATE INDEX credentials_by_device ON credentials (product_key, device_key);

@@ -1,0 +1,36 @@
+-- Device and product GUIDs, and credentials besides the device secret
+-- (IDENTITIES.md §1). A GUID is a lower-case, hyphenated UUID v4; rows
+-- older than this migration get one here, new rows from the store.
+ALTER TABLE products ADD COLUMN guid TEXT;
+ALTER TABLE devices ADD COLUMN guid TEXT;
+UPDATE products SET guid =
+    lower(hex(randomblob(4))) || '-' || lower(hex(randomblob(2))) || '-4' ||
+    substr(lower(hex(randomblob(2))), 2) || '-' || substr('89ab', 1 + (abs(random()) % 4), 1) ||
+    substr(lower(hex(randomblob(2))), 2) || '-' || lower(hex(randomblob(6)));
+UPDATE devices SET guid =
+    lower(hex(randomblob(4))) || '-' || lower(hex(randomblob(2))) || '-4' ||
+    substr(lower(hex(randomblob(2))), 2) || '-' || substr('89ab', 1 + (abs(random()) % 4), 1) ||
+    substr(lower(hex(randomblob(2))), 2) || '-' || lower(hex(randomblob(6)));
+CREATE UNIQUE INDEX products_by_guid ON products (guid);
+CREATE UNIQUE INDEX devices_by_guid ON devices (guid);
+
+-- One row per credential a device holds: what it presents (`identity`:
+-- a PSK identity, a certificate's SHA-256 fingerprint in hex) and what a
+-- broker needs to check it (`material`: the PSK key in hex; NULL where
+-- the identity is the whole check). Revoked rows stay, for the audit, and
+-- keep their identity taken.
+CREATE TABLE credentials (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    product_key   TEXT NOT NULL,
+    device_key    TEXT NOT NULL,
+    kind          TEXT NOT NULL CHECK (kind IN ('psk', 'certificate', 'access_key')),
+    identity      TEXT NOT NULL,
+    material      TEXT,
+    not_after     BIGINT,                               -- certificates: the end of validity
+    created_at    BIGINT NOT NULL,
+    first_used_at BIGINT,
+    revoked_at    BIGINT,
+    FOREIGN KEY (product_key, device_key) REFERENCES devices (product_key, device_key) ON DELETE CASCADE
+);
+CREATE UNIQUE INDEX credentials_by_identity ON credentials (kind, identity);
+CREATE INDEX credentials_by_device ON credentials (product_key, device_key);
