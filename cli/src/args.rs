@@ -230,7 +230,7 @@ pub struct PskArgs {
     pub device_key: Option<String>,
     /// The identity the device sends (1–128 printable ASCII characters
     /// without `& | / + #`); default: 22 random base64url characters.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub identity: Option<String>,
     #[command(subcommand)]
     pub action: Option<PskAction>,
@@ -247,6 +247,7 @@ pub enum PskAction {
         /// The device key.
         device_key: String,
         /// The PSK identity (default: every PSK of the device).
+        #[arg(allow_hyphen_values = true)]
         identity: Option<String>,
     },
 }

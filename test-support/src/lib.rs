@@ -7,6 +7,7 @@
 mod cli;
 pub mod fleet;
 pub mod mqtt;
+pub mod psk_relay;
 pub mod raw;
 pub mod scenarios;
 

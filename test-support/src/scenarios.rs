@@ -94,10 +94,42 @@ pub async fn both_dialects_log_in(url: &str, port: u16) -> Vec<(AsyncClient, Eve
     connections
 }
 
+/// How the test fleet's `dev_0001` reaches a broker: a port and the
+/// CONNECT fields it sends. With a signed triple the credential is in the
+/// fields; over TLS it is the connection (a PSK relay's port), and the
+/// fields carry only a client id.
+#[derive(Debug, Clone)]
+pub struct DeviceLogin {
+    /// The port the device connects to.
+    pub port: u16,
+    /// Client id, username and password.
+    pub credentials: (String, String, String),
+}
+
+impl DeviceLogin {
+    /// `dev_0001` with its signed triple, on `port`.
+    pub fn triple(port: u16) -> Self {
+        DeviceLogin {
+            port,
+            credentials: crate::sign("Ab3dEf9h", "dev_0001", "S3cretDevice0001", &[]),
+        }
+    }
+
+    /// `dev_0001` over a TLS connection on `port` that proves who it is,
+    /// with client id `dev_0001` and no username or password.
+    pub fn tls(port: u16) -> Self {
+        DeviceLogin {
+            port,
+            credentials: ("dev_0001".to_owned(), String::new(), String::new()),
+        }
+    }
+}
+
 /// The principal reads a device's own publish; the device gets its own
-/// command filter and a command the principal sends. Returns the device's
+/// command filter and a command the principal sends. The principal
+/// connects to `port`, the device as `device` says. Returns the device's
 /// connection, for the broker's own denial checks.
-pub async fn own_topics_are_routed(port: u16) -> (AsyncClient, EventLoop) {
+pub async fn own_topics_are_routed(port: u16, device: &DeviceLogin) -> (AsyncClient, EventLoop) {
     let principal = ("backend".to_owned(), "backend".to_owned(), "backend-pw".to_owned());
     let (backend, mut backend_events) = connect(port, &principal).await.expect("principal accepted");
     backend.subscribe("/sys/+/+/thing/#", QoS::AtLeastOnce).await.unwrap();
@@ -105,8 +137,9 @@ pub async fn own_topics_are_routed(port: u16) -> (AsyncClient, EventLoop) {
         suback(&mut backend_events).await,
         [SubscribeReasonCode::Success(QoS::AtLeastOnce)]
     );
-    let creds = crate::sign("Ab3dEf9h", "dev_0001", "S3cretDevice0001", &[]);
-    let (client, mut events) = connect(port, &creds).await.expect("device accepted");
+    let (client, mut events) = connect(device.port, &device.credentials)
+        .await
+        .expect("device accepted");
     client
         .subscribe("/sys/Ab3dEf9h/dev_0001/thing/service/+", QoS::AtLeastOnce)
         .await
@@ -155,15 +188,39 @@ pub async fn dynamic_activation(url: &str, port: u16) {
 /// Disabling a connected device in the database closes its connection
 /// (with a 1 s keep-alive, for brokers that close only at the client's
 /// next packet) and it goes offline.
-pub async fn disabling_kicks(url: &str, port: u16) {
-    let creds = crate::sign("Ab3dEf9h", "dev_0001", "S3cretDevice0001", &[]);
-    let (_client, mut events) = connect_with(port, &creds, Duration::from_secs(1))
+pub async fn disabling_kicks(url: &str, device: &DeviceLogin) {
+    let (_client, mut events) = connect_with(device.port, &device.credentials, Duration::from_secs(1))
         .await
         .expect("accepted");
     eventually("online", || device_show(url, "dev_0001")["online"] == true).await;
     cli(url, &["device", "disable", "Ab3dEf9h", "dev_0001"]);
     assert!(closed(&mut events).await, "closed after the disable");
     eventually("offline after the kick", || {
+        device_show(url, "dev_0001")["online"] == false
+    })
+    .await;
+}
+
+/// Single session and online state (PROTOCOL.md §9 S4): the device shows
+/// online once logged in, a second login of the same device closes the
+/// first, and the device goes offline when the second disconnects.
+pub async fn single_session(url: &str, device: &DeviceLogin) {
+    let (_first, mut first_events) = connect_with(device.port, &device.credentials, Duration::from_secs(1))
+        .await
+        .expect("first login accepted");
+    eventually("online", || device_show(url, "dev_0001")["online"] == true).await;
+    let (second, mut second_events) = connect_with(device.port, &device.credentials, Duration::from_secs(1))
+        .await
+        .expect("second login accepted");
+    assert!(closed(&mut first_events).await, "the first session is closed");
+    assert!(
+        stays_open(&mut second_events, Duration::from_secs(2)).await,
+        "the second session stays"
+    );
+    assert_eq!(device_show(url, "dev_0001")["online"], true);
+    second.disconnect().await.unwrap();
+    let _ = stays_open(&mut second_events, Duration::from_millis(500)).await;
+    eventually("offline after the disconnect", || {
         device_show(url, "dev_0001")["online"] == false
     })
     .await;

@@ -81,7 +81,9 @@ pub async fn run(out: &Output, store: &Store, command: DeviceCommand) -> anyhow:
                 };
                 ("credential", format!("{} {} ({state})", c.kind, c.identity))
             }));
-            out.show(&json!({"device": d, "credentials": credentials}), &lines);
+            let mut shown = serde_json::to_value(&d)?;
+            shown["credentials"] = json!(credentials);
+            out.show(&shown, &lines);
         }
         DeviceCommand::Enable {
             product_key,

@@ -75,9 +75,16 @@ fn random<const N: usize>() -> Result<[u8; N], StoreError> {
     Ok(bytes)
 }
 
-/// 22 characters of base64url (16 random bytes, no padding).
+/// 22 characters of base64url (16 random bytes, no padding), never
+/// starting with `-`, which command lines (`mosquitto_pub --psk-identity`,
+/// this CLI) would take for an option.
 fn generated_identity() -> Result<String, StoreError> {
-    Ok(URL_SAFE_NO_PAD.encode(random::<16>()?))
+    loop {
+        let identity = URL_SAFE_NO_PAD.encode(random::<16>()?);
+        if !identity.starts_with('-') {
+            return Ok(identity);
+        }
+    }
 }
 
 async fn require_device(conn: &mut AnyConnection, pk: &str, dk: &str) -> Result<(), StoreError> {
@@ -213,6 +220,9 @@ mod tests {
         let b = generated_identity().unwrap();
         assert_eq!(a.len(), 22);
         assert_ne!(a, b);
+        for _ in 0..1000 {
+            assert!(!generated_identity().unwrap().starts_with('-'));
+        }
         assert!(a.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'));
         validate_psk_identity(&a).unwrap();
     }

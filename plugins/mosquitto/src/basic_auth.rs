@@ -1,11 +1,13 @@
-//! MOSQ_EVT_BASIC_AUTH: every CONNECT (BROKERS.md §1.8). Every refusal is
+//! MOSQ_EVT_BASIC_AUTH: every CONNECT (BROKERS.md §1.8), with the PSK
+//! identity of its TLS handshake if it had one (`psk.rs`). Every refusal is
 //! `MOSQ_ERR_AUTH` (CONNACK 5 / 0x87: Mosquitto 2.0.11 cannot send 2, 3 or
-//! 4 from a plugin); clients without a username are left to the next plugin.
+//! 4 from a plugin); clients with neither a username nor a TLS identity
+//! are left to the next plugin.
 
 use std::ffi::{c_int, c_void};
 
 use devicegate::clock::now_ms;
-use devicegate::engine::{ConnectDecision, ConnectRequest, Hooks};
+use devicegate::engine::{ConnectDecision, ConnectRequest, Hooks, TlsIdentity};
 
 use crate::{Plugin, client, ffi, panic::guard};
 
@@ -32,13 +34,21 @@ pub unsafe extern "C" fn on_basic_auth(_event: c_int, event_data: *mut c_void, u
                 client::bytes(event.password),
             )
         };
-        let request = ConnectRequest::new(&client_id, username, password, address.as_deref());
+        let now = now_ms();
+        let psk_identity = plugin
+            .psk_handshakes
+            .borrow_mut()
+            .take(event.client, address.as_deref(), now);
+        let mut request = ConnectRequest::new(&client_id, username, password, address.as_deref());
+        if let Some(identity) = &psk_identity {
+            request = request.with_tls(TlsIdentity::Psk(identity));
+        }
         // A holder of this client id that closed since the last TICK frees
         // it now, so the engine's id check sees only live sessions.
         if let Some(holder) = plugin.auth.engine().client_id_holder(&client_id) {
             plugin.finish_disconnect(holder);
         }
-        let decision = plugin.auth.handle_connect(connection, &request, now_ms());
+        let decision = plugin.auth.handle_connect(connection, &request, now);
         // A new CONNECT is handled outside any of the broker's loops over
         // clients: kicks for other clients are safe here.
         plugin.drain_effects(crate::effects::Kicks::ExceptFor(connection));

@@ -15,6 +15,7 @@ pub unsafe extern "C" fn on_disconnect(_event: c_int, event_data: *mut c_void, u
         // SAFETY: the broker passes the registered userdata and a valid event.
         let found = unsafe { Plugin::with_event::<ffi::mosquitto_evt_disconnect>(userdata, event_data) };
         if let Some((plugin, event)) = found {
+            plugin.psk_handshakes.borrow_mut().forget(event.client);
             plugin.queue_disconnect(client::connection(event.client));
         }
         ffi::MOSQ_ERR_SUCCESS

@@ -22,6 +22,7 @@ pub const MOSQ_EVT_RELOAD: c_int = 1;
 pub const MOSQ_EVT_ACL_CHECK: c_int = 2;
 pub const MOSQ_EVT_BASIC_AUTH: c_int = 3;
 pub const MOSQ_EVT_MESSAGE: c_int = 7;
+pub const MOSQ_EVT_PSK_KEY: c_int = 8;
 pub const MOSQ_EVT_TICK: c_int = 9;
 pub const MOSQ_EVT_DISCONNECT: c_int = 10;
 
@@ -82,6 +83,17 @@ pub struct mosquitto_evt_basic_auth {
     pub client: *mut mosquitto,
     pub username: *mut c_char,
     pub password: *mut c_char,
+    pub future2: [*mut c_void; 4],
+}
+
+#[repr(C)]
+pub struct mosquitto_evt_psk_key {
+    pub future: *mut c_void,
+    pub client: *mut mosquitto,
+    pub hint: *const c_char,
+    pub identity: *const c_char,
+    pub key: *mut c_char,
+    pub max_key_len: c_int,
     pub future2: [*mut c_void; 4],
 }
 

@@ -25,6 +25,7 @@ mod effects;
 mod log;
 mod message;
 mod panic;
+mod psk;
 mod stats;
 mod tick;
 
@@ -40,7 +41,8 @@ use options::Options;
 use panic::guard;
 
 /// The events devicegate handles, with their callbacks.
-const CALLBACKS: [(c_int, ffi::GenericCallback); 6] = [
+const CALLBACKS: [(c_int, ffi::GenericCallback); 7] = [
+    (ffi::MOSQ_EVT_PSK_KEY, psk::on_psk_key),
     (ffi::MOSQ_EVT_BASIC_AUTH, basic_auth::on_basic_auth),
     (ffi::MOSQ_EVT_ACL_CHECK, acl::on_acl_check),
     (ffi::MOSQ_EVT_MESSAGE, message::on_message),
@@ -61,6 +63,8 @@ pub struct Plugin {
     kicks: RefCell<Vec<(ConnectionId, String)>>,
     /// Connections closed since the last TICK (see `disconnect.rs`).
     disconnects: RefCell<Vec<ConnectionId>>,
+    /// PSK handshakes waiting for their CONNECT (see `psk.rs`).
+    psk_handshakes: RefCell<psk::PskHandshakes>,
     /// Events this instance registered (a second instance registers none).
     registered: Vec<c_int>,
 }
@@ -164,6 +168,7 @@ pub unsafe extern "C" fn mosquitto_plugin_init(
             auth,
             kicks: RefCell::new(Vec::new()),
             disconnects: RefCell::new(Vec::new()),
+            psk_handshakes: RefCell::new(psk::PskHandshakes::default()),
             registered: Vec::new(),
         });
         let raw: *mut Plugin = &mut *plugin;

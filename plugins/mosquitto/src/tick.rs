@@ -18,7 +18,9 @@ pub unsafe extern "C" fn on_tick(_event: c_int, event_data: *mut c_void, userdat
             // The broker runs as its own user by its first TICK.
             plugin.auth.begin();
             plugin.finish_disconnects();
-            plugin.auth.handle_tick(now_ms());
+            let now = now_ms();
+            plugin.psk_handshakes.borrow_mut().prune(now);
+            plugin.auth.handle_tick(now);
             plugin.drain_effects(crate::effects::Kicks::Now);
             crate::stats::report_if_due();
             crate::log::flush();

@@ -26,6 +26,15 @@ fn rust_layout() -> Vec<(&'static str, usize)> {
             password,
             future2
         }),
+        layout!(mosquitto_evt_psk_key {
+            future,
+            client,
+            hint,
+            identity,
+            key,
+            max_key_len,
+            future2
+        }),
         layout!(mosquitto_evt_acl_check {
             future,
             client,
@@ -126,4 +135,5 @@ fn struct_layouts_match_the_broker_headers() {
     assert_eq!(size("sizeof(struct mosquitto_evt_acl_check)"), 88);
     assert_eq!(size("sizeof(struct mosquitto_evt_message)"), 88);
     assert_eq!(size("sizeof(struct mosquitto_evt_tick)"), 72);
+    assert_eq!(size("sizeof(struct mosquitto_evt_psk_key)"), 80);
 }

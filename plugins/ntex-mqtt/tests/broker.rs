@@ -7,8 +7,8 @@ use std::time::Duration;
 use devicegate_ntex::{Gate, broker};
 use devicegate_test_support::mqtt::{connect, eventually, ready_hooks, seed, spawn_listener};
 use devicegate_test_support::scenarios::{
-    both_dialects_log_in, client_ids_cannot_be_taken_over, closed, device_show, disabling_kicks, dynamic_activation,
-    own_topics_are_routed, seed_aliyun, seed_client_id_twin, suback,
+    DeviceLogin, both_dialects_log_in, client_ids_cannot_be_taken_over, closed, device_show, disabling_kicks,
+    dynamic_activation, own_topics_are_routed, seed_aliyun, seed_client_id_twin, suback,
 };
 use devicegate_test_support::{self as db, sign};
 use rumqttc::v5::mqttbytes::QoS as QoS5;
@@ -57,7 +57,7 @@ async fn devices_reach_only_their_own_topics_v3() {
     let db = db::sqlite();
     seed(&db.url);
     let port = start(&db.url);
-    let (client, mut events) = own_topics_are_routed(port).await;
+    let (client, mut events) = own_topics_are_routed(port, &DeviceLogin::triple(port)).await;
     client.subscribe("#", QoS::AtMostOnce).await.unwrap();
     assert_eq!(
         suback(&mut events).await,
@@ -169,7 +169,7 @@ async fn dynamic_activation_pushes_the_secret_to_the_session() {
 async fn disabling_a_device_kicks_it_and_it_goes_offline() {
     let db = db::sqlite();
     seed(&db.url);
-    disabling_kicks(&db.url, start(&db.url)).await;
+    disabling_kicks(&db.url, &DeviceLogin::triple(start(&db.url))).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,8 +9,8 @@ use std::time::Duration;
 use devicegate_rumqttd::{Gate, broker};
 use devicegate_test_support::mqtt::{connect, ready_hooks, seed, spawn_listener};
 use devicegate_test_support::scenarios::{
-    both_dialects_log_in, client_ids_cannot_be_taken_over, closed, device_show, disabling_kicks, dynamic_activation,
-    own_topics_are_routed, seed_aliyun, seed_client_id_twin,
+    DeviceLogin, both_dialects_log_in, client_ids_cannot_be_taken_over, closed, device_show, disabling_kicks,
+    dynamic_activation, own_topics_are_routed, seed_aliyun, seed_client_id_twin,
 };
 use devicegate_test_support::{self as db, sign};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
@@ -59,7 +59,7 @@ async fn devices_reach_only_their_own_topics_and_denials_close() {
     let db = db::sqlite();
     seed(&db.url);
     let port = start(&db.url);
-    let (client, mut events) = own_topics_are_routed(port).await;
+    let (client, mut events) = own_topics_are_routed(port, &DeviceLogin::triple(port)).await;
     // rumqttd has no failure SUBACK or PUBACK to give: a denial closes.
     client.subscribe("#", QoS::AtMostOnce).await.unwrap();
     assert!(closed(&mut events).await, "a wildcard escape closes the connection");
@@ -85,7 +85,7 @@ async fn activation_push_rides_on_the_next_outgoing_packet() {
 async fn a_disabled_device_is_closed_at_its_next_packet() {
     let db = db::sqlite();
     seed(&db.url);
-    disabling_kicks(&db.url, start(&db.url)).await;
+    disabling_kicks(&db.url, &DeviceLogin::triple(start(&db.url))).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
