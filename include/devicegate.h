@@ -25,9 +25,25 @@
 
 /*
  The version of this ABI, returned by `dg_abi_version`; bumped on any
- incompatible change.
+ incompatible change or addition. 2: TLS identities
+ (`dg_auth_on_register_tls`, `dg_psk_key`); every version-1 call is kept.
  */
-#define DG_ABI_VERSION 1
+#define DG_ABI_VERSION 2
+
+/*
+ `dg_tls_identity.kind`: the connection proved nothing in TLS.
+ */
+#define DG_TLS_NONE 0
+
+/*
+ `dg_tls_identity.kind`: a TLS-PSK handshake with `psk_identity`.
+ */
+#define DG_TLS_PSK 1
+
+/*
+ The most bytes `dg_psk_key` writes: a 32-byte key as hex.
+ */
+#define DG_PSK_KEY_MAX 64
 
 /*
  What every call answers. The codes map one-to-one onto VerneMQ's hook
@@ -197,6 +213,28 @@ typedef struct {
 } dg_str;
 
 /*
+ What a client proved in its TLS handshake, for
+ `dg_auth_on_register_tls`. Versioned by size: set `struct_size` to
+ `sizeof(dg_tls_identity)`; fields added later go at the end, and a
+ library reads only those the caller's size covers.
+ */
+typedef struct {
+  /*
+   `sizeof(dg_tls_identity)` as the caller compiled it.
+   */
+  size_t struct_size;
+  /*
+   `DG_TLS_NONE` or `DG_TLS_PSK`.
+   */
+  uint32_t kind;
+  /*
+   With `DG_TLS_PSK`: the PSK identity the handshake used (the key
+   came from `dg_psk_key`).
+   */
+  dg_str psk_identity;
+} dg_tls_identity;
+
+/*
  One filter of a SUBSCRIBE with the QoS the client asked for.
  */
 typedef struct {
@@ -328,6 +366,23 @@ dg_result dg_on_client_offline(const dg_engine *engine, dg_str mountpoint, dg_st
 dg_result dg_on_client_gone(const dg_engine *engine, dg_str mountpoint, dg_str client_id);
 
 /*
+ Writes the key of the PSK `identity` into `out_key` as upper-case hex
+ (64 bytes; `cap` at least `DG_PSK_KEY_MAX`, else
+ `DG_ERR_BUFFER_TOO_SMALL` before any work) when an enabled device holds
+ a live PSK with that identity. Give the key to the TLS layer, then pass
+ the identity to `dg_auth_on_register_tls` at CONNECT.
+
+ Returns `DG_OK`, `DG_ERR_NOT_AUTHORIZED` (unknown or revoked identity,
+ disabled device: fail the handshake; the reason is logged) or an
+ argument error. Reads memory only: call it from the handshake.
+
+ # Safety
+ `engine` comes from `dg_engine_new`; `identity` and `peer_ip` are
+ absent or valid for the call; `out_key` is a valid `dg_out_buf`.
+ */
+dg_result dg_psk_key(const dg_engine *engine, dg_str identity, dg_str peer_ip, dg_out_buf *out_key);
+
+/*
  Decides a PUBLISH (VerneMQ `auth_on_publish`, also `_m5`), wills and
  retained messages included.
 
@@ -392,6 +447,31 @@ dg_result dg_auth_on_register(const dg_engine *engine,
                               dg_str password,
                               bool clean_session,
                               dg_out_buf *out_client_id);
+
+/*
+ `dg_auth_on_register` for a connection that proved who it is in TLS
+ (ABI version 2): `tls` says what the handshake proved. A TLS-PSK
+ connection logs in as the device holding the PSK identity, with no
+ username or password; a username, if sent, must name the same device.
+ `tls` NULL, or `kind` `DG_TLS_NONE`, is exactly `dg_auth_on_register`.
+
+ Returns as `dg_auth_on_register`; `DG_ERR_BAD_ARGUMENT` for a
+ `struct_size` smaller than version 2's or an unknown `kind`.
+
+ # Safety
+ As `dg_auth_on_register`; `tls` is NULL or points to a
+ `dg_tls_identity` of at least `struct_size` bytes, valid for the call.
+ */
+dg_result dg_auth_on_register_tls(const dg_engine *engine,
+                                  dg_str peer_ip,
+                                  uint16_t peer_port,
+                                  dg_str mountpoint,
+                                  dg_str client_id,
+                                  dg_str username,
+                                  dg_str password,
+                                  bool clean_session,
+                                  const dg_tls_identity *tls,
+                                  dg_out_buf *out_client_id);
 
 /*
  Decides the `n` filters of a SUBSCRIBE (VerneMQ `auth_on_subscribe`,

@@ -101,8 +101,34 @@ pub const DG_CLIENT_ID_MAX: usize = 129;
 pub const DG_STRING_MAX: usize = 65_535;
 
 /// The version of this ABI, returned by `dg_abi_version`; bumped on any
-/// incompatible change.
-pub const DG_ABI_VERSION: u32 = 1;
+/// incompatible change or addition. 2: TLS identities
+/// (`dg_auth_on_register_tls`, `dg_psk_key`); every version-1 call is kept.
+pub const DG_ABI_VERSION: u32 = 2;
+
+/// `dg_tls_identity.kind`: the connection proved nothing in TLS.
+pub const DG_TLS_NONE: u32 = 0;
+/// `dg_tls_identity.kind`: a TLS-PSK handshake with `psk_identity`.
+pub const DG_TLS_PSK: u32 = 1;
+
+/// The most bytes `dg_psk_key` writes: a 32-byte key as hex.
+pub const DG_PSK_KEY_MAX: usize = 64;
+
+/// What a client proved in its TLS handshake, for
+/// `dg_auth_on_register_tls`. Versioned by size: set `struct_size` to
+/// `sizeof(dg_tls_identity)`; fields added later go at the end, and a
+/// library reads only those the caller's size covers.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+#[allow(non_camel_case_types)]
+pub struct dg_tls_identity {
+    /// `sizeof(dg_tls_identity)` as the caller compiled it.
+    pub struct_size: usize,
+    /// `DG_TLS_NONE` or `DG_TLS_PSK`.
+    pub kind: u32,
+    /// With `DG_TLS_PSK`: the PSK identity the handshake used (the key
+    /// came from `dg_psk_key`).
+    pub psk_identity: dg_str,
+}
 
 #[cfg(test)]
 mod tests {

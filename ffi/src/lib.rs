@@ -33,21 +33,23 @@ mod engine;
 mod guard;
 mod handle;
 mod presence;
+mod psk;
 mod publish;
 mod register;
 mod sessions;
 mod subscribe;
 
 pub use abi::{
-    DG_ABI_VERSION, DG_CLIENT_ID_MAX, DG_STRING_MAX, DG_SUBACK_FAILURE, dg_effect_kind, dg_out_buf, dg_result, dg_str,
-    dg_topic_qos,
+    DG_ABI_VERSION, DG_CLIENT_ID_MAX, DG_PSK_KEY_MAX, DG_STRING_MAX, DG_SUBACK_FAILURE, DG_TLS_NONE, DG_TLS_PSK,
+    dg_effect_kind, dg_out_buf, dg_result, dg_str, dg_tls_identity, dg_topic_qos,
 };
 pub use effects::{dg_effect, dg_poll_effect};
 pub use engine::{dg_abi_version, dg_engine_free, dg_engine_new, dg_last_error};
 pub use handle::dg_engine;
 pub use presence::{dg_on_client_gone, dg_on_client_offline, dg_on_register};
+pub use psk::dg_psk_key;
 pub use publish::dg_auth_on_publish;
-pub use register::dg_auth_on_register;
+pub use register::{dg_auth_on_register, dg_auth_on_register_tls};
 pub use subscribe::dg_auth_on_subscribe;
 
 #[cfg(test)]
@@ -56,3 +58,5 @@ mod bad_input;
 mod panic_injection;
 #[cfg(test)]
 mod test_calls;
+#[cfg(test)]
+mod tls_calls;

@@ -38,6 +38,26 @@ fn call(name: &str, engine: *mut dg_engine) -> dg_result {
             "dg_auth_on_register" => {
                 dg_auth_on_register(engine, ABSENT, 0, ABSENT, s(b"c"), s(b"d&p"), s(b"x"), true, &mut out)
             }
+            "dg_auth_on_register_tls" => {
+                let tls = crate::abi::dg_tls_identity {
+                    struct_size: std::mem::size_of::<crate::abi::dg_tls_identity>(),
+                    kind: crate::abi::DG_TLS_PSK,
+                    psk_identity: s(b"id"),
+                };
+                crate::register::dg_auth_on_register_tls(
+                    engine,
+                    ABSENT,
+                    0,
+                    ABSENT,
+                    s(b"c"),
+                    ABSENT,
+                    ABSENT,
+                    true,
+                    &tls,
+                    &mut out,
+                )
+            }
+            "dg_psk_key" => crate::psk::dg_psk_key(engine, s(b"id"), ABSENT, &mut out),
             "dg_auth_on_publish" => dg_auth_on_publish(engine, ABSENT, s(b""), s(b"c"), 0, s(b"a/b"), s(b""), false),
             "dg_auth_on_subscribe" => {
                 dg_auth_on_subscribe(engine, ABSENT, ABSENT, s(b"c"), topic.as_ptr(), 1, qos.as_mut_ptr())
@@ -88,6 +108,8 @@ fn a_panic_in_any_entry_point_is_refused_not_propagated() {
     assert!(!engine.is_null(), "{}", last_error());
     for name in [
         "dg_auth_on_register",
+        "dg_auth_on_register_tls",
+        "dg_psk_key",
         "dg_auth_on_publish",
         "dg_auth_on_subscribe",
         "dg_on_register",

@@ -4,9 +4,11 @@
 
 use devicegate::clock::now_ms;
 use devicegate::decision::ConnectOutcome;
-use devicegate::engine::{ConnectDecision, ConnectRequest, Hooks};
+use devicegate::engine::{ConnectDecision, ConnectRequest, Hooks, TlsIdentity};
 
-use crate::abi::{DG_CLIENT_ID_MAX, dg_out_buf, dg_result, dg_str};
+use crate::abi::{
+    DG_CLIENT_ID_MAX, DG_STRING_MAX, DG_TLS_NONE, DG_TLS_PSK, dg_out_buf, dg_result, dg_str, dg_tls_identity,
+};
 use crate::args::{check_room, write};
 use crate::guard::{Failure, entry};
 use crate::handle::dg_engine;
@@ -53,6 +55,104 @@ pub unsafe extern "C" fn dg_auth_on_register(
 ) -> dg_result {
     let _ = (peer_port, clean_session);
     entry("dg_auth_on_register", || {
+        // SAFETY: the caller's contract is this function's.
+        unsafe {
+            register(
+                engine,
+                [peer_ip, mountpoint, client_id, username, password],
+                None,
+                out_client_id,
+            )
+        }
+    })
+}
+
+/// `dg_auth_on_register` for a connection that proved who it is in TLS
+/// (ABI version 2): `tls` says what the handshake proved. A TLS-PSK
+/// connection logs in as the device holding the PSK identity, with no
+/// username or password; a username, if sent, must name the same device.
+/// `tls` NULL, or `kind` `DG_TLS_NONE`, is exactly `dg_auth_on_register`.
+///
+/// Returns as `dg_auth_on_register`; `DG_ERR_BAD_ARGUMENT` for a
+/// `struct_size` smaller than version 2's or an unknown `kind`.
+///
+/// # Safety
+/// As `dg_auth_on_register`; `tls` is NULL or points to a
+/// `dg_tls_identity` of at least `struct_size` bytes, valid for the call.
+#[unsafe(no_mangle)]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn dg_auth_on_register_tls(
+    engine: *const dg_engine,
+    peer_ip: dg_str,
+    peer_port: u16,
+    mountpoint: dg_str,
+    client_id: dg_str,
+    username: dg_str,
+    password: dg_str,
+    clean_session: bool,
+    tls: *const dg_tls_identity,
+    out_client_id: *mut dg_out_buf,
+) -> dg_result {
+    let _ = (peer_port, clean_session);
+    entry("dg_auth_on_register_tls", || {
+        // SAFETY: the caller's contract is this function's.
+        unsafe {
+            let tls = tls_identity(tls)?;
+            register(
+                engine,
+                [peer_ip, mountpoint, client_id, username, password],
+                tls,
+                out_client_id,
+            )
+        }
+    })
+}
+
+/// The TLS part of a `dg_auth_on_register_tls` call.
+///
+/// # Safety
+/// `tls` is NULL or points to a `dg_tls_identity` of at least
+/// `struct_size` bytes whose strings are valid for `'a`.
+unsafe fn tls_identity<'a>(tls: *const dg_tls_identity) -> Result<Option<TlsIdentity<'a>>, Failure> {
+    // SAFETY: per this function's contract; `struct_size` is read first
+    // and the rest only when the caller's struct is large enough.
+    let Some(size) = (unsafe { tls.cast::<usize>().as_ref() }) else {
+        return Ok(None);
+    };
+    if *size < std::mem::size_of::<dg_tls_identity>() {
+        return Err(Failure::bad_argument(format!(
+            "tls.struct_size is {size}, smaller than ABI version 2's dg_tls_identity ({} bytes)",
+            std::mem::size_of::<dg_tls_identity>()
+        )));
+    }
+    // SAFETY: non-null and at least as large as the struct (checked above).
+    let tls = unsafe { &*tls };
+    match tls.kind {
+        DG_TLS_NONE => Ok(None),
+        // SAFETY: the caller guarantees the identity string.
+        DG_TLS_PSK => match unsafe { tls.psk_identity.bytes("tls.psk_identity", DG_STRING_MAX) }? {
+            Some(identity) => Ok(Some(TlsIdentity::Psk(identity))),
+            None => Err(Failure::bad_argument(
+                "tls.psk_identity is NULL with DG_TLS_PSK".to_owned(),
+            )),
+        },
+        other => Err(Failure::bad_argument(format!(
+            "tls.kind {other} is unknown: DG_TLS_NONE or DG_TLS_PSK"
+        ))),
+    }
+}
+
+/// The login both entry points share.
+///
+/// # Safety
+/// As `dg_auth_on_register`.
+unsafe fn register(
+    engine: *const dg_engine,
+    [peer_ip, mountpoint, client_id, username, password]: [dg_str; 5],
+    tls: Option<TlsIdentity<'_>>,
+    out_client_id: *mut dg_out_buf,
+) -> Result<dg_result, Failure> {
+    {
         // SAFETY: the caller's contract covers the handle and every string.
         let (gate, address, mountpoint, client_id, username, password) = unsafe {
             (
@@ -70,7 +170,10 @@ pub unsafe extern "C" fn dg_auth_on_register(
         }
         let now = now_ms();
         let connection = gate.sessions.new_connection();
-        let request = ConnectRequest::new(client_id.as_bytes(), username, password, address);
+        let mut request = ConnectRequest::new(client_id.as_bytes(), username, password, address);
+        if let Some(tls) = tls {
+            request = request.with_tls(tls);
+        }
         match gate.auth.handle_connect(connection, &request, now) {
             ConnectDecision::Defer => Ok(dg_result::DG_NEXT),
             ConnectDecision::Refuse(reason) => {
@@ -106,5 +209,5 @@ pub unsafe extern "C" fn dg_auth_on_register(
                 Ok(dg_result::DG_OK)
             }
         }
-    })
+    }
 }
