@@ -35,6 +35,9 @@ pub enum Command {
     /// Backend clients with their own topic rules.
     #[command(subcommand)]
     Principal(PrincipalCommand),
+    /// devicegate as a small CA: make it, certify brokers, list revocations.
+    #[command(subcommand)]
+    Ca(CaCommand),
     /// Print the client id, username and password a device would send.
     Sign(SignArgs),
     /// Device counts by state, per product.
@@ -206,6 +209,10 @@ pub enum DeviceCommand {
     /// Create a TLS pre-shared key for a device and print its identity and
     /// key once; `device psk revoke` revokes.
     Psk(PskArgs),
+    /// Device certificates: issue from the devicegate CA, add one from
+    /// another CA, revoke.
+    #[command(subcommand)]
+    Cert(CertCommand),
     /// Import devices from a CSV file with the header `device_key[,secret][,gateway]`.
     Import {
         /// The product key.
@@ -249,6 +256,87 @@ pub enum PskAction {
         /// The PSK identity (default: every PSK of the device).
         #[arg(allow_hyphen_values = true)]
         identity: Option<String>,
+    },
+}
+
+/// `devicegate device cert …`
+#[derive(Debug, Clone, Subcommand)]
+pub enum CertCommand {
+    /// Issue a certificate for a device from the devicegate CA (CN
+    /// `{pk}/{dk}`, SAN `urn:uuid:{device GUID}`) and register it. Writes
+    /// PREFIX.pem, and PREFIX.key (0600) unless --csr gives the device's own key.
+    Issue {
+        /// The product key.
+        product_key: String,
+        /// The device key.
+        device_key: String,
+        /// The directory of `devicegate ca init`.
+        #[arg(long, value_name = "DIR")]
+        ca_dir: PathBuf,
+        /// Where to write: PREFIX.pem and PREFIX.key.
+        #[arg(long, value_name = "PREFIX")]
+        out: PathBuf,
+        /// A PEM certificate signing request made by the device (its key never leaves it).
+        #[arg(long, value_name = "FILE")]
+        csr: Option<PathBuf>,
+        /// Validity in days.
+        #[arg(long, default_value_t = 365)]
+        days: u32,
+    },
+    /// Register a certificate another CA issued, by fingerprint.
+    Add {
+        /// The product key.
+        product_key: String,
+        /// The device key.
+        device_key: String,
+        /// The PEM certificate.
+        file: PathBuf,
+    },
+    /// Revoke one of the device's certificates, or all of them: brokers
+    /// refuse it at once and close the connections that use it.
+    Revoke {
+        /// The product key.
+        product_key: String,
+        /// The device key.
+        device_key: String,
+        /// The SHA-256 fingerprint (hex; default: every certificate of the device).
+        fingerprint: Option<String>,
+    },
+}
+
+/// `devicegate ca …`
+#[derive(Debug, Clone, Subcommand)]
+pub enum CaCommand {
+    /// Make a CA: DIR/ca.pem (self-signed, ECDSA P-256, 10 years) and DIR/ca.key (0600).
+    Init {
+        /// Where the CA lives.
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// A server certificate for a broker: PREFIX.pem and PREFIX.key (0600).
+    ServerCert {
+        /// The CA directory.
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        /// A DNS name clients use (repeatable).
+        #[arg(long = "dns", value_name = "NAME")]
+        dns: Vec<String>,
+        /// An IP address clients use (repeatable).
+        #[arg(long = "ip", value_name = "ADDR")]
+        ips: Vec<std::net::IpAddr>,
+        /// Where to write: PREFIX.pem and PREFIX.key.
+        #[arg(long, value_name = "PREFIX")]
+        out: PathBuf,
+        /// Validity in days.
+        #[arg(long, default_value_t = 825)]
+        days: u32,
+    },
+    /// Print a CRL (PEM) of the revoked device certificates this CA issued,
+    /// for brokers that read one (Mosquitto: `crlfile`).
+    Crl {
+        /// The CA directory.
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
     },
 }
 

@@ -50,12 +50,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Command::Sign(sign) = &cli.command {
         return commands::sign::run(&out, sign);
     }
+    if let Command::Ca(cmd) = &cli.command
+        && let Some(done) = commands::ca::run_offline(&out, cmd)
+    {
+        return done;
+    }
     let store = Store::connect(&cli.database_url).await?;
     let result = match cli.command {
         Command::Product(cmd) => commands::product::run(&out, &store, cmd).await,
         Command::Device(cmd) => commands::device::run(&out, &store, cmd).await,
         Command::Principal(cmd) => commands::principal::run(&out, &store, cmd).await,
         Command::Status => commands::status::run(&out, &store).await,
+        Command::Ca(cmd) => commands::ca::run(&out, &store, cmd).await,
         Command::Sign(_) => Ok(()),
     };
     store.close().await;

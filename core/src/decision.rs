@@ -108,6 +108,9 @@ pub enum Refusal {
     /// The username names another device than the TLS credential.
     #[error("username names another device than the TLS credential")]
     CredentialNamesAnotherDevice,
+    /// The client certificate's validity has ended.
+    #[error("certificate expired")]
+    CertificateExpired,
 }
 
 impl Refusal {
@@ -127,7 +130,8 @@ impl Refusal {
             | Refusal::BadPassword
             | Refusal::BadToken
             | Refusal::UnknownCredential
-            | Refusal::CredentialNamesAnotherDevice => ConnectOutcome::BadCredentials,
+            | Refusal::CredentialNamesAnotherDevice
+            | Refusal::CertificateExpired => ConnectOutcome::BadCredentials,
             Refusal::Disabled
             | Refusal::AlreadyActivated
             | Refusal::DynamicActivationOff
@@ -160,6 +164,7 @@ impl Refusal {
             Refusal::Busy => "busy",
             Refusal::UnknownCredential => "unknown_credential",
             Refusal::CredentialNamesAnotherDevice => "credential_names_another_device",
+            Refusal::CertificateExpired => "certificate_expired",
         }
     }
 

@@ -39,7 +39,7 @@ use rustc_hash::FxBuildHasher;
 use crate::decision::{AccessDecision, ConnectOutcome, Refusal};
 use crate::lifecycle::{Communication, DeviceState, Event, Operational, Verdict};
 use crate::rate_limit::{Budget, LoginLimits};
-use crate::registry::{CredentialKind, DeviceRecord, Registry};
+use crate::registry::{DeviceRecord, Registry};
 use crate::secret::Secret;
 use crate::verify::Via;
 pub use activation::parse_activation_reply;
@@ -166,6 +166,10 @@ pub enum TlsIdentity<'a> {
     /// The handshake used this PSK identity, with the key
     /// [`Engine::psk_key`] gave the broker for it.
     Psk(&'a [u8]),
+    /// The client presented this certificate (DER), and the broker's TLS
+    /// layer verified its chain. devicegate maps it to its device by
+    /// SHA-256 fingerprint: a valid chain alone never logs a device in.
+    Certificate(&'a [u8]),
 }
 
 /// The answer to a CONNECT.
@@ -711,7 +715,7 @@ fn operator_events(old: Option<&DeviceRecord>, new: Option<&DeviceRecord>, via: 
     let revoked = match via {
         None => false,
         Some(Via::Secret) => old.is_some_and(|o| o.secret_version != new.secret_version),
-        Some(Via::Psk(identity)) => !new.holds(CredentialKind::Psk, identity),
+        Some(Via::Credential(kind, identity)) => !new.holds(*kind, identity),
     };
     if revoked || old.is_some_and(|o| o.gateway != new.gateway) {
         events.push(Event::CredentialRevoked);

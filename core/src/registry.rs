@@ -136,7 +136,9 @@ impl DeviceRecord {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CredentialKind {
     /// A TLS pre-shared key: identity and 32-byte key.
-    Psk,
+    Psk = 0,
+    /// A client certificate, named by its SHA-256 fingerprint (hex).
+    Certificate = 1,
 }
 
 impl CredentialKind {
@@ -144,6 +146,7 @@ impl CredentialKind {
     pub fn name(self) -> &'static str {
         match self {
             CredentialKind::Psk => "psk",
+            CredentialKind::Certificate => "certificate",
         }
     }
 
@@ -151,6 +154,7 @@ impl CredentialKind {
     pub fn from_name(name: &str) -> Option<Self> {
         match name {
             "psk" => Some(CredentialKind::Psk),
+            "certificate" => Some(CredentialKind::Certificate),
             _ => None,
         }
     }
@@ -161,10 +165,14 @@ impl CredentialKind {
 pub struct Credential {
     /// The kind.
     pub kind: CredentialKind,
-    /// What the device presents (the PSK identity).
+    /// What the device presents: the PSK identity, the certificate's
+    /// fingerprint.
     pub identity: Box<str>,
-    /// What the broker needs to check it (the PSK key bytes).
+    /// What the broker needs to check it: the PSK key as hex; empty for a
+    /// certificate (the fingerprint is the whole check).
     pub material: Secret,
+    /// The end of a certificate's validity, ms since the UNIX epoch.
+    pub not_after_ms: Option<u64>,
 }
 
 impl std::fmt::Debug for Credential {
@@ -173,6 +181,7 @@ impl std::fmt::Debug for Credential {
             .field("kind", &self.kind)
             .field("identity", &self.identity)
             .field("material", &"<redacted>")
+            .field("not_after_ms", &self.not_after_ms)
             .finish()
     }
 }
@@ -226,9 +235,10 @@ pub struct Registry {
     products: DashMap<Box<str>, Arc<Product>>,
     devices: DashMap<Box<str>, DeviceRecord>,
     principals: DashMap<Box<str>, Arc<Principal>>,
-    /// PSK identity to the `{dk}&{pk}` of the device holding it, kept in
+    /// Per credential kind, identity (PSK identity, certificate
+    /// fingerprint) to the `{dk}&{pk}` of the device holding it, kept in
     /// step with `devices` by `put_device` and `remove_device`.
-    psk_identities: DashMap<Box<str>, Box<str>>,
+    credential_holders: [DashMap<Box<str>, Box<str>>; 2],
     loaded: AtomicBool,
 }
 
@@ -263,8 +273,9 @@ impl Registry {
         self.products.remove(pk);
         self.devices
             .retain(|key, _| identity_of(key).is_none_or(|id| id.product_key != pk));
-        self.psk_identities
-            .retain(|_, key| identity_of(key).is_none_or(|id| id.product_key != pk));
+        for holders in &self.credential_holders {
+            holders.retain(|_, key| identity_of(key).is_none_or(|id| id.product_key != pk));
+        }
     }
 
     /// Reads the device `{dk}&{pk}` through `f`.
@@ -284,8 +295,9 @@ impl Registry {
 
     /// Inserts or replaces a device; returns the previous record.
     pub fn put_device(&self, key: &str, record: DeviceRecord) -> Option<DeviceRecord> {
-        for psk in record.credentials.iter().filter(|c| c.kind == CredentialKind::Psk) {
-            self.psk_identities.insert(psk.identity.clone(), key.into());
+        for credential in &record.credentials {
+            self.holders(credential.kind)
+                .insert(credential.identity.clone(), key.into());
         }
         let old = self.devices.insert(key.into(), record);
         if let Some(old) = &old {
@@ -306,21 +318,29 @@ impl Registry {
     /// Drops the index entries of `old` credentials of `key` that its
     /// current record no longer holds.
     fn unindex(&self, key: &str, old: &DeviceRecord) {
-        for psk in old.credentials.iter().filter(|c| c.kind == CredentialKind::Psk) {
+        for credential in &old.credentials {
             let still_held = self
                 .devices
                 .get(key)
-                .is_some_and(|d| d.holds(CredentialKind::Psk, &psk.identity));
+                .is_some_and(|d| d.holds(credential.kind, &credential.identity));
             if !still_held {
-                self.psk_identities
-                    .remove_if(&psk.identity, |_, holder| &**holder == key);
+                self.holders(credential.kind)
+                    .remove_if(&credential.identity, |_, holder| &**holder == key);
             }
         }
     }
 
-    /// The `{dk}&{pk}` of the device holding the PSK `identity`.
-    pub fn psk_holder(&self, identity: &str) -> Option<Box<str>> {
-        self.psk_identities.get(identity).map(|k| k.clone())
+    fn holders(&self, kind: CredentialKind) -> &DashMap<Box<str>, Box<str>> {
+        match kind {
+            CredentialKind::Psk => &self.credential_holders[0],
+            CredentialKind::Certificate => &self.credential_holders[1],
+        }
+    }
+
+    /// The `{dk}&{pk}` of the device holding the live credential of `kind`
+    /// with `identity`.
+    pub fn credential_holder(&self, kind: CredentialKind, identity: &str) -> Option<Box<str>> {
+        self.holders(kind).get(identity).map(|k| k.clone())
     }
 
     /// The principal named `name`.

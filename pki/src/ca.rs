@@ -154,6 +154,11 @@ impl Ca {
         &self.cert_pem
     }
 
+    /// Whether this CA issued `certificate` (its issuer is the CA's subject).
+    pub fn issued(&self, certificate: &CertificateInfo) -> bool {
+        CertificateInfo::from_pem(&self.cert_pem).is_ok_and(|ca| ca.subject == certificate.issuer)
+    }
+
     fn issuer(&self) -> Result<Issuer<'static, &KeyPair>, PkiError> {
         Issuer::from_ca_cert_pem(&self.cert_pem, &self.key).map_err(|_| {
             PkiError::Malformed(format!(

@@ -24,6 +24,10 @@ pub struct CertificateInfo {
     pub common_name: Option<String>,
     /// The serial number's bytes (big-endian).
     pub serial: Vec<u8>,
+    /// The issuer's name, DER: compared with a CA's subject.
+    pub issuer: Vec<u8>,
+    /// The subject's name, DER.
+    pub subject: Vec<u8>,
     /// The end of validity, ms since the UNIX epoch.
     pub not_after_ms: u64,
 }
@@ -59,6 +63,8 @@ impl CertificateInfo {
             fingerprint: fingerprint(der),
             common_name,
             serial: cert.raw_serial().to_vec(),
+            issuer: cert.issuer().as_raw().to_vec(),
+            subject: cert.subject().as_raw().to_vec(),
             not_after_ms: u64::try_from(not_after).unwrap_or(0).saturating_mul(1000),
         })
     }

@@ -7,9 +7,9 @@
 mod cli;
 pub mod fleet;
 pub mod mqtt;
-pub mod psk_relay;
 pub mod raw;
 pub mod scenarios;
+pub mod tls_relay;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 

@@ -138,6 +138,7 @@ pub async fn run(out: &Output, store: &Store, command: DeviceCommand) -> anyhow:
             );
         }
         DeviceCommand::Psk(args) => super::psk::run(out, store, args).await?,
+        DeviceCommand::Cert(cmd) => super::cert::run(out, store, cmd).await?,
         DeviceCommand::Import {
             product_key,
             file,

@@ -1,5 +1,7 @@
 //! One module per command group.
 
+pub mod ca;
+pub mod cert;
 pub mod device;
 pub mod import;
 pub mod principal;

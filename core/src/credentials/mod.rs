@@ -152,6 +152,40 @@ pub enum Presented<'a> {
         /// The device the CONNECT's username names, if it has one.
         claimed: Option<Identity<'a>>,
     },
+    /// A client certificate whose chain the broker's TLS layer verified.
+    Certificate {
+        /// Its SHA-256 fingerprint.
+        fingerprint: Fingerprint,
+        /// The device the CONNECT's username names, if it has one.
+        claimed: Option<Identity<'a>>,
+    },
+}
+
+/// A certificate's SHA-256 fingerprint as 64 lower-case hex digits, kept
+/// on the stack (how certificate credentials are named).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Fingerprint([u8; 64]);
+
+impl Fingerprint {
+    /// The fingerprint of the certificate `der`.
+    pub fn of(der: &[u8]) -> Self {
+        use sha2::{Digest as _, Sha256};
+        let mut out = [0u8; 64];
+        // A 32-byte digest always fits 64 hex digits.
+        let _ = hex::encode_to_slice(Sha256::digest(der), &mut out);
+        Fingerprint(out)
+    }
+
+    /// The hex digits.
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Debug for Fingerprint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// Parses the client id and password of a device whose username named

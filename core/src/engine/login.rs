@@ -10,11 +10,11 @@ use super::connection::{ActivationState, Connection, GatewayState, Session, Subj
 use super::timers::TimerKind;
 use super::{ConnectDecision, ConnectRequest, ConnectionId, Effect, Engine, IssueKind, StoreWrite, TlsIdentity};
 use crate::acl::{BoundRules, TopicRules};
-use crate::credentials::{Binding, Presented, Registration, Username, parse_device_login, parse_username};
+use crate::credentials::{Binding, Fingerprint, Presented, Registration, Username, parse_device_login, parse_username};
 use crate::decision::Refusal;
 use crate::lifecycle::{Activation, Communication, DeviceState, Operational, Verdict};
 use crate::principal::{Verification, dummy_principal};
-use crate::registry::{DeviceRecord, Product, identity_of};
+use crate::registry::{CredentialKind, DeviceRecord, Product, identity_of};
 use crate::verify::{self, Found, Grant, SessionKind};
 
 /// Who a CONNECT claims to be, once parsed. Lives on the stack for one
@@ -87,6 +87,7 @@ impl Engine {
                     "psk {}",
                     shorten(&String::from_utf8_lossy(identity), LOG_FIELD_MAX)
                 )),
+                Some(TlsIdentity::Certificate(der)) => Cow::Owned(format!("certificate {:?}", Fingerprint::of(der))),
             }
             .as_ref(),
             address = request.address.unwrap_or("-"),
@@ -124,6 +125,9 @@ impl Engine {
             Presented::Register(login) => verify::verify_registration(login, key_text, found)?,
             Presented::Token(login) => verify::verify_device_token(login, key_text, found)?,
             Presented::Psk { identity, claimed } => verify::verify_psk(identity, *claimed, key.as_deref(), found)?,
+            Presented::Certificate { fingerprint, claimed } => {
+                verify::verify_certificate(fingerprint, *claimed, key.as_deref(), found, now_ms)?
+            }
         };
         let activation = match &record {
             Some(record) if record.gateway.is_some() => return Err(Refusal::SubDeviceOnly),
@@ -141,7 +145,7 @@ impl Engine {
     /// What the CONNECT claims: a TLS identity first (a username must then
     /// name the same device), else the username's device or principal.
     fn parse<'a>(&self, request: &ConnectRequest<'a>) -> Result<Claim<'a>, Refusal> {
-        if let Some(TlsIdentity::Psk(identity)) = request.tls {
+        if let Some(tls) = request.tls {
             let claimed = match request.username.filter(|u| !u.is_empty()) {
                 None => None,
                 Some(username) => match parse_username(Some(username))? {
@@ -149,8 +153,23 @@ impl Engine {
                     Username::Principal(_) => return Err(Refusal::CredentialNamesAnotherDevice),
                 },
             };
-            let identity = std::str::from_utf8(identity).map_err(|_| Refusal::UnknownCredential)?;
-            let key = self.registry.psk_holder(identity);
+            let (key, presented) = match tls {
+                TlsIdentity::Psk(identity) => {
+                    let identity = std::str::from_utf8(identity).map_err(|_| Refusal::UnknownCredential)?;
+                    (
+                        self.registry.credential_holder(CredentialKind::Psk, identity),
+                        Presented::Psk { identity, claimed },
+                    )
+                }
+                TlsIdentity::Certificate(der) => {
+                    let fingerprint = Fingerprint::of(der);
+                    (
+                        self.registry
+                            .credential_holder(CredentialKind::Certificate, fingerprint.as_str()),
+                        Presented::Certificate { fingerprint, claimed },
+                    )
+                }
+            };
             let product = key
                 .as_deref()
                 .and_then(identity_of)
@@ -158,7 +177,7 @@ impl Engine {
             return Ok(Claim::Device {
                 key,
                 product,
-                presented: Presented::Psk { identity, claimed },
+                presented,
             });
         }
         let identity = match parse_username(request.username)? {
@@ -340,6 +359,9 @@ impl Engine {
         if offline_after_ms > 0 {
             self.timers
                 .schedule(now_ms + offline_after_ms, connection, serial, TimerKind::Idle);
+        }
+        if let Some(end) = e.expires_at_ms {
+            self.timers.schedule(end, connection, serial, TimerKind::Close);
         }
         if let Some(kind) = issue {
             match crate::secret::Secret::generate() {

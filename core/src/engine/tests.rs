@@ -942,6 +942,7 @@ fn with_psk(w: &World) {
         kind: CredentialKind::Psk,
         identity: PSK_ID.into(),
         material: Secret::new(PSK_KEY.as_bytes()),
+        not_after_ms: None,
     });
     w.engine.apply_device_change("dev_0001&Ab3dEf9h", Some(record), NOW);
 }
@@ -1028,7 +1029,12 @@ fn revoking_a_psk_kicks_its_session_and_nothing_else() {
             client_id: "any-client-id".into()
         }]
     );
-    assert!(w.engine.registry().psk_holder(PSK_ID).is_none());
+    assert!(
+        w.engine
+            .registry()
+            .credential_holder(CredentialKind::Psk, PSK_ID)
+            .is_none()
+    );
     assert_eq!(refused(psk_connect(&w, 2, PSK_ID, None)), Refusal::UnknownCredential);
 }
 
@@ -1043,4 +1049,93 @@ fn a_secret_session_survives_a_psk_revocation() {
     w.engine.apply_device_change("dev_0001&Ab3dEf9h", Some(record), NOW);
     assert!(w.effects().is_empty());
     assert!(w.engine.is_online("dev_0001&Ab3dEf9h"));
+}
+
+/// Stands in for a certificate's DER: the engine only fingerprints it.
+const CERT_DER: &[u8] = b"0\x82\x01\x0a a certificate's DER";
+
+/// `dev_0001` with the certificate [`CERT_DER`], valid until `not_after`.
+fn with_certificate(w: &World, not_after: u64) {
+    let mut record = w.engine.registry().device("dev_0001&Ab3dEf9h").unwrap();
+    record.credentials.push(crate::registry::Credential {
+        kind: CredentialKind::Certificate,
+        identity: crate::credentials::Fingerprint::of(CERT_DER).as_str().into(),
+        material: Secret::new(Vec::new()),
+        not_after_ms: Some(not_after),
+    });
+    w.engine.apply_device_change("dev_0001&Ab3dEf9h", Some(record), NOW);
+}
+
+fn cert_connect(w: &World, conn: u64, der: &[u8], username: Option<&str>, now: u64) -> ConnectDecision {
+    let request = ConnectRequest::new(b"dev_0001", username.map(str::as_bytes), None, None)
+        .with_tls(TlsIdentity::Certificate(der));
+    w.engine.handle_connect(ConnectionId(conn), &request, now)
+}
+
+#[test]
+fn a_certificate_logs_its_device_in_by_fingerprint_only() {
+    let w = World::new();
+    assert_eq!(
+        refused(cert_connect(&w, 1, CERT_DER, None, NOW)),
+        Refusal::UnknownCredential
+    );
+    with_certificate(&w, NOW + 60_000);
+    assert_eq!(cert_connect(&w, 1, CERT_DER, None, NOW), ConnectDecision::Accept);
+    assert_eq!(
+        w.engine.device_of(ConnectionId(1)).as_deref(),
+        Some("dev_0001&Ab3dEf9h")
+    );
+    assert_eq!(
+        refused(cert_connect(&w, 2, b"another certificate", None, NOW)),
+        Refusal::UnknownCredential,
+        "a valid chain alone is not enough"
+    );
+    assert_eq!(
+        refused(cert_connect(&w, 3, CERT_DER, Some("dev_0002&Ab3dEf9h"), NOW)),
+        Refusal::CredentialNamesAnotherDevice
+    );
+    assert_eq!(
+        refused(cert_connect(&w, 4, CERT_DER, None, NOW + 60_000)),
+        Refusal::CertificateExpired
+    );
+}
+
+#[test]
+fn a_certificate_session_ends_when_the_certificate_expires() {
+    let w = World::new();
+    with_certificate(&w, NOW + 60_000);
+    assert_eq!(cert_connect(&w, 1, CERT_DER, None, NOW), ConnectDecision::Accept);
+    w.effects();
+    w.engine.handle_tick(NOW + 59_000);
+    assert!(w.effects().is_empty());
+    w.engine.handle_tick(NOW + 60_000);
+    assert_eq!(
+        w.effects(),
+        vec![Effect::Kick {
+            connection: ConnectionId(1),
+            client_id: "dev_0001".into()
+        }]
+    );
+}
+
+#[test]
+fn revoking_a_certificate_kicks_its_session() {
+    let w = World::new();
+    with_certificate(&w, NOW + 60_000);
+    assert_eq!(cert_connect(&w, 1, CERT_DER, None, NOW), ConnectDecision::Accept);
+    w.effects();
+    let mut record = w.engine.registry().device("dev_0001&Ab3dEf9h").unwrap();
+    record.credentials.clear();
+    w.engine.apply_device_change("dev_0001&Ab3dEf9h", Some(record), NOW);
+    assert_eq!(
+        w.effects(),
+        vec![Effect::Kick {
+            connection: ConnectionId(1),
+            client_id: "dev_0001".into()
+        }]
+    );
+    assert_eq!(
+        refused(cert_connect(&w, 2, CERT_DER, None, NOW)),
+        Refusal::UnknownCredential
+    );
 }

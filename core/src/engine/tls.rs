@@ -28,7 +28,7 @@ impl Engine {
         if !self.registry.is_loaded() {
             return refuse("the registry is not loaded yet");
         }
-        let Some(device) = self.registry.psk_holder(identity) else {
+        let Some(device) = self.registry.credential_holder(CredentialKind::Psk, identity) else {
             return refuse("unknown or revoked PSK identity");
         };
         let found = self.registry.with_device(&device, |record| {

@@ -134,6 +134,65 @@ impl Store {
         Ok(NewPsk { identity, key })
     }
 
+    /// Registers a certificate for a device by its SHA-256 `fingerprint`
+    /// (hex); `pem` is kept for CRLs and audits (certificates are public),
+    /// `not_after_ms` refuses it once expired. A fingerprint registered
+    /// before (to any device, revoked or not) is refused.
+    pub async fn add_certificate(
+        &self,
+        pk: &str,
+        dk: &str,
+        fingerprint: &str,
+        pem: &str,
+        not_after_ms: u64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        require_device(&mut tx, pk, dk).await?;
+        let done = sqlx::query(
+            "INSERT INTO credentials (product_key, device_key, kind, identity, material, not_after, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (kind, identity) DO NOTHING",
+        )
+        .bind(pk)
+        .bind(dk)
+        .bind(CredentialKind::Certificate.name())
+        .bind(fingerprint)
+        .bind(pem)
+        .bind(i64::try_from(not_after_ms).unwrap_or(i64::MAX))
+        .bind(i64::try_from(now_ms()).unwrap_or(i64::MAX))
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Invalid(format!(
+                "the certificate {fingerprint} is registered already (revoked certificates stay registered): issue \
+                 a new one"
+            )));
+        }
+        record_change(&mut tx, "device", Some(pk), Some(dk), None, now_ms()).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Every revoked certificate still within its validity, as (PEM,
+    /// revoked at ms): what a CRL lists.
+    pub async fn revoked_certificates(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT material, revoked_at FROM credentials WHERE kind = 'certificate' AND revoked_at IS NOT NULL \
+             AND material IS NOT NULL AND (not_after IS NULL OR not_after > $1) ORDER BY id",
+        )
+        .bind(i64::try_from(now_ms()).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    row.try_get::<String, _>("material")?,
+                    u64::try_from(row.try_get::<i64, _>("revoked_at")?).unwrap_or(0),
+                ))
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
     /// Revokes the device's live credentials of `kind`: the one with
     /// `identity`, or all. Returns how many were revoked; brokers refuse
     /// them from the next login and close the sessions that used them.

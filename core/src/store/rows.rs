@@ -105,8 +105,10 @@ pub(super) fn device(row: &AnyRow) -> Result<(String, DeviceRecord), sqlx::Error
     Ok((format!("{dk}&{pk}"), record))
 }
 
-/// The live-credential columns [`credential`] reads.
-pub(super) const CREDENTIAL_COLUMNS: &str = "product_key, device_key, kind, identity, material";
+/// The live-credential columns [`credential`] reads. A certificate's PEM
+/// stays in the database: the fingerprint is the whole check at login.
+pub(super) const CREDENTIAL_COLUMNS: &str =
+    "product_key, device_key, kind, identity, CASE WHEN kind = 'psk' THEN material END AS material, not_after";
 
 /// `({dk}&{pk}, credential)` of a credential row, or `None` for a kind this
 /// version does not use at login.
@@ -125,6 +127,9 @@ pub(super) fn credential(row: &AnyRow) -> Result<Option<(String, Credential)>, s
             kind,
             identity: identity.into(),
             material: Secret::new(material.unwrap_or_default().into_bytes()),
+            not_after_ms: row
+                .try_get::<Option<i64>, _>("not_after")?
+                .map(|t| u64::try_from(t).unwrap_or(0)),
         },
     )))
 }

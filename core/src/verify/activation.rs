@@ -28,6 +28,7 @@ pub fn verify(login: &SignedLogin<'_>, key: &str, found: Found<'_>, now_ms: u64)
         event: Event::ProductSecretLoginVerified,
         confirms_pending: false,
         via: Via::Secret,
+        expires_at_ms: None,
     })
 }
 

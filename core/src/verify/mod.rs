@@ -11,6 +11,7 @@
 //! A new identity scheme is one file here and one variant of [`Presented`].
 
 mod activation;
+mod certificate;
 mod device_token;
 mod psk;
 mod registration;
@@ -24,9 +25,10 @@ use crate::credentials::Presented;
 use crate::credentials::Registration;
 use crate::decision::Refusal;
 use crate::lifecycle::Event;
-use crate::registry::{DeviceRecord, Product};
+use crate::registry::{CredentialKind, DeviceRecord, Product};
 
 pub use activation::verify as verify_activation;
+pub use certificate::verify as verify_certificate;
 pub use device_token::verify as verify_device_token;
 pub use psk::verify as verify_psk;
 pub use registration::verify as verify_registration;
@@ -51,8 +53,9 @@ pub enum Via {
     /// A secret, product secret or Aliyun device token (held in the
     /// device row; an operator change to it bumps `secret_version`).
     Secret,
-    /// A TLS pre-shared key, by identity.
-    Psk(Box<str>),
+    /// A credential of the credentials table: a PSK by identity, a
+    /// certificate by fingerprint.
+    Credential(CredentialKind, Box<str>),
 }
 
 /// What a verified login proved: the device, its product, the session it
@@ -71,6 +74,9 @@ pub struct Grant {
     pub confirms_pending: bool,
     /// The credential used.
     pub via: Via,
+    /// When the credential stops being valid (a certificate's end of
+    /// validity), ms since the UNIX epoch: the session is closed then.
+    pub expires_at_ms: Option<u64>,
 }
 
 impl Grant {
@@ -83,6 +89,7 @@ impl Grant {
             event: Event::SecretLoginVerified,
             confirms_pending: false,
             via,
+            expires_at_ms: None,
         }
     }
 }

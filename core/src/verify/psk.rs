@@ -29,6 +29,6 @@ pub fn verify(
     Ok(Grant::normal(
         device.into(),
         Arc::clone(product),
-        Via::Psk(identity.into()),
+        Via::Credential(CredentialKind::Psk, identity.into()),
     ))
 }

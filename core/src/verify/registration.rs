@@ -26,5 +26,6 @@ pub fn verify(login: &RegisterLogin<'_>, key: &str, found: Found<'_>) -> Result<
         event: Event::ProductSecretLoginVerified,
         confirms_pending: false,
         via: Via::Secret,
+        expires_at_ms: None,
     })
 }

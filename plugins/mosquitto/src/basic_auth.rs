@@ -1,5 +1,6 @@
 //! MOSQ_EVT_BASIC_AUTH: every CONNECT (BROKERS.md §1.8), with the PSK
-//! identity of its TLS handshake if it had one (`psk.rs`). Every refusal is
+//! identity of its TLS handshake if it had one (`psk.rs`), or the client
+//! certificate the listener verified (`require_certificate true`). Every refusal is
 //! `MOSQ_ERR_AUTH` (CONNACK 5 / 0x87: Mosquitto 2.0.11 cannot send 2, 3 or
 //! 4 from a plugin); clients with neither a username nor a TLS identity
 //! are left to the next plugin.
@@ -39,9 +40,13 @@ pub unsafe extern "C" fn on_basic_auth(_event: c_int, event_data: *mut c_void, u
             .psk_handshakes
             .borrow_mut()
             .take(event.client, address.as_deref(), now);
+        // SAFETY: `event.client` is the live client of this callback.
+        let certificate = unsafe { client::certificate_der(event.client) };
         let mut request = ConnectRequest::new(&client_id, username, password, address.as_deref());
         if let Some(identity) = &psk_identity {
             request = request.with_tls(TlsIdentity::Psk(identity));
+        } else if let Some(der) = &certificate {
+            request = request.with_tls(TlsIdentity::Certificate(der));
         }
         // A holder of this client id that closed since the last TICK frees
         // it now, so the engine's id check sees only live sessions.

@@ -152,6 +152,16 @@ pub struct mosquitto_evt_reload {
     pub future2: [*mut c_void; 4],
 }
 
+// SAFETY: OpenSSL's libcrypto, which the broker links; these two have had
+// these signatures since OpenSSL 0.9.
+unsafe extern "C" {
+    /// DER-encodes `x` into `*out` (advancing it), or returns the length
+    /// needed when `out` is NULL; negative on error.
+    pub fn i2d_X509(x: *mut c_void, out: *mut *mut u8) -> c_int;
+    /// Drops one reference to `x`.
+    pub fn X509_free(x: *mut c_void);
+}
+
 /// `MOSQ_FUNC_generic_callback`.
 pub type GenericCallback = unsafe extern "C" fn(event: c_int, event_data: *mut c_void, userdata: *mut c_void) -> c_int;
 
@@ -174,6 +184,9 @@ unsafe extern "C" {
     pub fn mosquitto_log_printf(level: c_int, fmt: *const c_char, ...);
     pub fn mosquitto_client_address(client: *const mosquitto) -> *const c_char;
     pub fn mosquitto_client_id(client: *const mosquitto) -> *const c_char;
+    /// The client's certificate (`X509 *`, a new reference the caller
+    /// frees with `X509_free`), or NULL.
+    pub fn mosquitto_client_certificate(client: *const mosquitto) -> *mut c_void;
     pub fn mosquitto_kick_client_by_clientid(clientid: *const c_char, with_will: bool) -> c_int;
     pub fn mosquitto_broker_publish_copy(
         clientid: *const c_char,

@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 use devicegate_test_support as db;
 use devicegate_test_support::cli;
 use devicegate_test_support::mqtt::{eventually, seed};
-use devicegate_test_support::psk_relay::PskRelay;
 use devicegate_test_support::scenarios::{
     DeviceLogin, closed, device_show, disabling_kicks, own_topics_are_routed, single_session,
 };
+use devicegate_test_support::tls_relay::TlsRelay;
 use support::{Broker, free_port};
 
 /// A broker with a plain listener (`broker.port`) and a PSK listener (the
@@ -134,7 +134,7 @@ async fn psk_devices_pass_the_shared_scenarios() {
         seed(&db.url);
         let (identity, key) = new_psk(&db.url, "dev_0001");
         let (broker, psk_port) = psk_broker(&db.url);
-        let relay = PskRelay::start(psk_port, &identity, &key);
+        let relay = TlsRelay::psk(psk_port, &identity, &key);
         let device = DeviceLogin::tls(relay.port);
         drop(own_topics_are_routed(broker.port, &device).await);
         single_session(&db.url, &device).await;
@@ -166,8 +166,8 @@ async fn revoking_a_psk_closes_its_connection_within_two_seconds() {
     let (identity, key) = new_psk(&db.url, "dev_0001");
     let (kept_identity, kept_key) = new_psk(&db.url, "dev_0003");
     let (_broker, psk_port) = psk_broker(&db.url);
-    let relay = PskRelay::start(psk_port, &identity, &key);
-    let kept = PskRelay::start(psk_port, &kept_identity, &kept_key);
+    let relay = TlsRelay::psk(psk_port, &identity, &key);
+    let kept = TlsRelay::psk(psk_port, &kept_identity, &kept_key);
     let device = DeviceLogin::tls(relay.port);
     let (_client, mut events) =
         devicegate_test_support::mqtt::connect_with(device.port, &device.credentials, Duration::from_secs(1))

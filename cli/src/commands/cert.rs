@@ -1,0 +1,116 @@
+//! `devicegate device cert …`: device certificates (IDENTITIES.md §3).
+
+use anyhow::Context as _;
+use serde_json::json;
+
+use super::ca::with_extension;
+use crate::args::CertCommand;
+use crate::output::Output;
+use devicegate::registry::CredentialKind;
+use devicegate::store::Store;
+use devicegate_pki::{Ca, CertificateInfo, DeviceSubject, write_private, write_public};
+
+fn read(path: &std::path::Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+pub async fn run(out: &Output, store: &Store, command: CertCommand) -> anyhow::Result<()> {
+    match command {
+        CertCommand::Issue {
+            product_key,
+            device_key,
+            ca_dir,
+            out: prefix,
+            csr,
+            days,
+        } => {
+            let device = store.device_info(&product_key, &device_key).await?;
+            let guid = device
+                .guid
+                .context("the device has no GUID: the database predates migration 0003")?;
+            let csr = csr.as_deref().map(read).transpose()?;
+            let ca = Ca::load(&ca_dir)?;
+            let subject = DeviceSubject {
+                product_key: &product_key,
+                device_key: &device_key,
+                guid: &guid,
+            };
+            let issued = ca.device_cert(subject, csr.as_deref(), days)?;
+            let cert_path = with_extension(&prefix, "pem");
+            let key_path = issued.key_pem.as_ref().map(|_| with_extension(&prefix, "key"));
+            for path in std::iter::once(&cert_path).chain(key_path.as_ref()) {
+                anyhow::ensure!(
+                    !path.exists(),
+                    "{} exists: remove it or choose another --out",
+                    path.display()
+                );
+            }
+            store
+                .add_certificate(
+                    &product_key,
+                    &device_key,
+                    &issued.info.fingerprint,
+                    &issued.cert_pem,
+                    issued.info.not_after_ms,
+                )
+                .await?;
+            if let (Some(path), Some(key)) = (&key_path, &issued.key_pem) {
+                write_private(path, key)?;
+            }
+            write_public(&cert_path, &issued.cert_pem)?;
+            out.done(
+                json!({"certificate": cert_path, "key": key_path, "fingerprint": issued.info.fingerprint,
+                       "not_after": issued.info.not_after_ms}),
+                &format!(
+                    "issued a certificate for device {device_key} of product {product_key}: {}{}\nfingerprint {}",
+                    cert_path.display(),
+                    key_path
+                        .map(|k| format!(" and {} (mode 0600)", k.display()))
+                        .unwrap_or_default(),
+                    issued.info.fingerprint
+                ),
+            );
+        }
+        CertCommand::Add {
+            product_key,
+            device_key,
+            file,
+        } => {
+            let pem = read(&file)?;
+            let info = CertificateInfo::from_pem(&pem).with_context(|| file.display().to_string())?;
+            store
+                .add_certificate(&product_key, &device_key, &info.fingerprint, &pem, info.not_after_ms)
+                .await?;
+            out.done(
+                json!({"product_key": product_key, "device_key": device_key, "fingerprint": info.fingerprint}),
+                &format!(
+                    "registered certificate {} for device {device_key} of product {product_key}",
+                    info.fingerprint
+                ),
+            );
+        }
+        CertCommand::Revoke {
+            product_key,
+            device_key,
+            fingerprint,
+        } => {
+            let fingerprint = fingerprint.map(|f| f.replace(':', "").to_ascii_lowercase());
+            let count = store
+                .revoke_credentials(
+                    &product_key,
+                    &device_key,
+                    CredentialKind::Certificate,
+                    fingerprint.as_deref(),
+                )
+                .await?;
+            out.done(
+                json!({"product_key": product_key, "device_key": device_key, "revoked": count}),
+                &format!(
+                    "revoked {count} certificate(s) of device {device_key} of product {product_key}; brokers close \
+                     the connections that use them"
+                ),
+            );
+        }
+    }
+    Ok(())
+}
