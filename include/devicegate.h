@@ -41,6 +41,12 @@
 #define DG_TLS_PSK 1
 
 /*
+ `dg_tls_identity.kind`: a client certificate (`certificate_der`) whose
+ chain the host's TLS layer verified.
+ */
+#define DG_TLS_CERTIFICATE 2
+
+/*
  The most bytes `dg_psk_key` writes: a 32-byte key as hex.
  */
 #define DG_PSK_KEY_MAX 64
@@ -224,7 +230,7 @@ typedef struct {
    */
   size_t struct_size;
   /*
-   `DG_TLS_NONE` or `DG_TLS_PSK`.
+   `DG_TLS_NONE`, `DG_TLS_PSK` or `DG_TLS_CERTIFICATE`.
    */
   uint32_t kind;
   /*
@@ -232,6 +238,12 @@ typedef struct {
    came from `dg_psk_key`).
    */
   dg_str psk_identity;
+  /*
+   With `DG_TLS_CERTIFICATE`: the client's certificate, DER. The
+   device is found by its SHA-256 fingerprint; a valid chain alone
+   logs nobody in.
+   */
+  dg_str certificate_der;
 } dg_tls_identity;
 
 /*
@@ -451,7 +463,8 @@ dg_result dg_auth_on_register(const dg_engine *engine,
 /*
  `dg_auth_on_register` for a connection that proved who it is in TLS
  (ABI version 2): `tls` says what the handshake proved. A TLS-PSK
- connection logs in as the device holding the PSK identity, with no
+ connection logs in as the device holding the PSK identity, a
+ certificate connection as the device holding the certificate, with no
  username or password; a username, if sent, must name the same device.
  `tls` NULL, or `kind` `DG_TLS_NONE`, is exactly `dg_auth_on_register`.
 

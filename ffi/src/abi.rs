@@ -109,6 +109,9 @@ pub const DG_ABI_VERSION: u32 = 2;
 pub const DG_TLS_NONE: u32 = 0;
 /// `dg_tls_identity.kind`: a TLS-PSK handshake with `psk_identity`.
 pub const DG_TLS_PSK: u32 = 1;
+/// `dg_tls_identity.kind`: a client certificate (`certificate_der`) whose
+/// chain the host's TLS layer verified.
+pub const DG_TLS_CERTIFICATE: u32 = 2;
 
 /// The most bytes `dg_psk_key` writes: a 32-byte key as hex.
 pub const DG_PSK_KEY_MAX: usize = 64;
@@ -123,11 +126,15 @@ pub const DG_PSK_KEY_MAX: usize = 64;
 pub struct dg_tls_identity {
     /// `sizeof(dg_tls_identity)` as the caller compiled it.
     pub struct_size: usize,
-    /// `DG_TLS_NONE` or `DG_TLS_PSK`.
+    /// `DG_TLS_NONE`, `DG_TLS_PSK` or `DG_TLS_CERTIFICATE`.
     pub kind: u32,
     /// With `DG_TLS_PSK`: the PSK identity the handshake used (the key
     /// came from `dg_psk_key`).
     pub psk_identity: dg_str,
+    /// With `DG_TLS_CERTIFICATE`: the client's certificate, DER. The
+    /// device is found by its SHA-256 fingerprint; a valid chain alone
+    /// logs nobody in.
+    pub certificate_der: dg_str,
 }
 
 #[cfg(test)]

@@ -40,8 +40,8 @@ mod sessions;
 mod subscribe;
 
 pub use abi::{
-    DG_ABI_VERSION, DG_CLIENT_ID_MAX, DG_PSK_KEY_MAX, DG_STRING_MAX, DG_SUBACK_FAILURE, DG_TLS_NONE, DG_TLS_PSK,
-    dg_effect_kind, dg_out_buf, dg_result, dg_str, dg_tls_identity, dg_topic_qos,
+    DG_ABI_VERSION, DG_CLIENT_ID_MAX, DG_PSK_KEY_MAX, DG_STRING_MAX, DG_SUBACK_FAILURE, DG_TLS_CERTIFICATE,
+    DG_TLS_NONE, DG_TLS_PSK, dg_effect_kind, dg_out_buf, dg_result, dg_str, dg_tls_identity, dg_topic_qos,
 };
 pub use effects::{dg_effect, dg_poll_effect};
 pub use engine::{dg_abi_version, dg_engine_free, dg_engine_new, dg_last_error};

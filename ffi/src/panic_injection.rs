@@ -43,6 +43,7 @@ fn call(name: &str, engine: *mut dg_engine) -> dg_result {
                     struct_size: std::mem::size_of::<crate::abi::dg_tls_identity>(),
                     kind: crate::abi::DG_TLS_PSK,
                     psk_identity: s(b"id"),
+                    certificate_der: ABSENT,
                 };
                 crate::register::dg_auth_on_register_tls(
                     engine,

@@ -7,7 +7,8 @@ use devicegate::decision::ConnectOutcome;
 use devicegate::engine::{ConnectDecision, ConnectRequest, Hooks, TlsIdentity};
 
 use crate::abi::{
-    DG_CLIENT_ID_MAX, DG_STRING_MAX, DG_TLS_NONE, DG_TLS_PSK, dg_out_buf, dg_result, dg_str, dg_tls_identity,
+    DG_CLIENT_ID_MAX, DG_STRING_MAX, DG_TLS_CERTIFICATE, DG_TLS_NONE, DG_TLS_PSK, dg_out_buf, dg_result, dg_str,
+    dg_tls_identity,
 };
 use crate::args::{check_room, write};
 use crate::guard::{Failure, entry};
@@ -69,7 +70,8 @@ pub unsafe extern "C" fn dg_auth_on_register(
 
 /// `dg_auth_on_register` for a connection that proved who it is in TLS
 /// (ABI version 2): `tls` says what the handshake proved. A TLS-PSK
-/// connection logs in as the device holding the PSK identity, with no
+/// connection logs in as the device holding the PSK identity, a
+/// certificate connection as the device holding the certificate, with no
 /// username or password; a username, if sent, must name the same device.
 /// `tls` NULL, or `kind` `DG_TLS_NONE`, is exactly `dg_auth_on_register`.
 ///
@@ -136,8 +138,15 @@ unsafe fn tls_identity<'a>(tls: *const dg_tls_identity) -> Result<Option<TlsIden
                 "tls.psk_identity is NULL with DG_TLS_PSK".to_owned(),
             )),
         },
+        // SAFETY: the caller guarantees the certificate bytes.
+        DG_TLS_CERTIFICATE => match unsafe { tls.certificate_der.bytes("tls.certificate_der", DG_STRING_MAX) }? {
+            Some(der) => Ok(Some(TlsIdentity::Certificate(der))),
+            None => Err(Failure::bad_argument(
+                "tls.certificate_der is NULL with DG_TLS_CERTIFICATE".to_owned(),
+            )),
+        },
         other => Err(Failure::bad_argument(format!(
-            "tls.kind {other} is unknown: DG_TLS_NONE or DG_TLS_PSK"
+            "tls.kind {other} is unknown: DG_TLS_NONE, DG_TLS_PSK or DG_TLS_CERTIFICATE"
         ))),
     }
 }

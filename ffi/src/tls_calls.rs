@@ -3,7 +3,7 @@
 
 use devicegate_test_support::{self as db, cli};
 
-use crate::abi::{DG_PSK_KEY_MAX, DG_TLS_NONE, DG_TLS_PSK, dg_out_buf, dg_result, dg_tls_identity};
+use crate::abi::{DG_PSK_KEY_MAX, DG_TLS_CERTIFICATE, DG_TLS_NONE, DG_TLS_PSK, dg_out_buf, dg_result, dg_tls_identity};
 use crate::engine::{dg_engine_free, dg_engine_new};
 use crate::psk::dg_psk_key;
 use crate::register::dg_auth_on_register_tls;
@@ -14,6 +14,7 @@ fn tls(kind: u32, identity: &[u8]) -> dg_tls_identity {
         struct_size: std::mem::size_of::<dg_tls_identity>(),
         kind,
         psk_identity: s(identity),
+        certificate_der: ABSENT,
     }
 }
 
@@ -136,6 +137,65 @@ fn a_psk_handshake_and_its_connect_through_the_c_abi() {
     let mut absent = psk;
     absent.psk_identity = ABSENT;
     assert_eq!(register(engine, None, &absent).0, dg_result::DG_ERR_BAD_ARGUMENT);
+    // A certificate registered with the CLI logs its device in; another is refused.
+    let ca = tempfile::tempdir().unwrap();
+    let ca_dir = ca.path().join("ca");
+    cli(&db.url, &["ca", "init", "--dir", ca_dir.to_str().unwrap()]);
+    let out = ca.path().join("dev2");
+    cli(
+        &db.url,
+        &[
+            "device",
+            "cert",
+            "issue",
+            "Ab3dEf9h",
+            "dev_0002",
+            "--ca-dir",
+            ca_dir.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    let pem = std::fs::read_to_string(ca.path().join("dev2.pem")).unwrap();
+    let der = pem_body(&pem);
+    let certificate = dg_tls_identity {
+        kind: DG_TLS_CERTIFICATE,
+        certificate_der: s(&der),
+        ..tls(DG_TLS_NONE, b"")
+    };
+    let start = std::time::Instant::now();
+    while register_as(engine, b"dev_0002", None, &certificate).0 != dg_result::DG_OK {
+        assert!(
+            start.elapsed().as_secs() < 10,
+            "certificate not loaded: {}",
+            last_error()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let mut other = der.clone();
+    other[10] ^= 1;
+    let unknown = dg_tls_identity {
+        certificate_der: s(&other),
+        ..certificate
+    };
+    assert_eq!(
+        register_as(engine, b"x", None, &unknown).0,
+        dg_result::DG_ERR_INVALID_CREDENTIALS
+    );
     // SAFETY: the live handle, freed once.
     assert_eq!(unsafe { dg_engine_free(engine) }, dg_result::DG_OK);
+}
+
+/// The DER inside a PEM certificate (the `openssl` command decodes it).
+fn pem_body(pem: &str) -> Vec<u8> {
+    use std::io::Write;
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let mut child = std::process::Command::new("openssl")
+        .args(["base64", "-d", "-A"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("the openssl command (apt-get install openssl)");
+    child.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
+    child.wait_with_output().unwrap().stdout
 }
