@@ -98,6 +98,10 @@ pub enum ProductCommand {
         /// Allow devices retained publishes.
         #[arg(long)]
         allow_retain: bool,
+        /// Register a device on its first login with a certificate from a CA
+        /// the product trusts whose CN is `{pk}/{dk}` (just in time).
+        #[arg(long)]
+        auto_register_certs: bool,
         #[command(flatten)]
         settings: ProductSettings,
     },
@@ -127,6 +131,9 @@ pub enum ProductCommand {
         /// Retained publishes on or off.
         #[arg(long, value_name = "BOOL")]
         allow_retain: Option<bool>,
+        /// Just-in-time certificate registration on or off.
+        #[arg(long, value_name = "BOOL")]
+        auto_register_certs: Option<bool>,
         /// Remove every extra topic rule (before adding any --topic).
         #[arg(long)]
         clear_topics: bool,
@@ -137,6 +144,14 @@ pub enum ProductCommand {
     Delete {
         /// The product key.
         product_key: String,
+    },
+    /// Trust a CA for just-in-time certificate registration by this
+    /// product (the devicegate CA of `ca init` is trusted by every product).
+    TrustCa {
+        /// The product key.
+        product_key: String,
+        /// The CA certificate, PEM.
+        file: PathBuf,
     },
 }
 
@@ -307,7 +322,9 @@ pub enum CertCommand {
 /// `devicegate ca …`
 #[derive(Debug, Clone, Subcommand)]
 pub enum CaCommand {
-    /// Make a CA: DIR/ca.pem (self-signed, ECDSA P-256, 10 years) and DIR/ca.key (0600).
+    /// Make a CA: DIR/ca.pem (self-signed, ECDSA P-256, 10 years) and
+    /// DIR/ca.key (0600), and record the CA certificate in the database as
+    /// the one every `--auto-register-certs` product trusts.
     Init {
         /// Where the CA lives.
         #[arg(long, value_name = "DIR")]

@@ -111,6 +111,14 @@ pub enum Refusal {
     /// The client certificate's validity has ended.
     #[error("certificate expired")]
     CertificateExpired,
+    /// An unknown certificate that just-in-time registration does not
+    /// take, and why.
+    #[error("unknown certificate, not registered: {0}")]
+    CertificateNotRegistrable(&'static str),
+    /// An unknown certificate that registers its device: the registration
+    /// is being written, the client should connect again.
+    #[error("certificate registered just in time: connect again")]
+    CertificateRegistering,
 }
 
 impl Refusal {
@@ -119,7 +127,7 @@ impl Refusal {
         match self {
             Refusal::Credentials(e) => credential_outcome(e),
             Refusal::ClientIdInUse => ConnectOutcome::BadClientId,
-            Refusal::RegistryNotLoaded | Refusal::Busy => ConnectOutcome::Unavailable,
+            Refusal::RegistryNotLoaded | Refusal::Busy | Refusal::CertificateRegistering => ConnectOutcome::Unavailable,
             Refusal::UnknownProduct
             | Refusal::UnknownDevice
             | Refusal::NoSecret
@@ -131,7 +139,8 @@ impl Refusal {
             | Refusal::BadToken
             | Refusal::UnknownCredential
             | Refusal::CredentialNamesAnotherDevice
-            | Refusal::CertificateExpired => ConnectOutcome::BadCredentials,
+            | Refusal::CertificateExpired
+            | Refusal::CertificateNotRegistrable(_) => ConnectOutcome::BadCredentials,
             Refusal::Disabled
             | Refusal::AlreadyActivated
             | Refusal::DynamicActivationOff
@@ -165,6 +174,8 @@ impl Refusal {
             Refusal::UnknownCredential => "unknown_credential",
             Refusal::CredentialNamesAnotherDevice => "credential_names_another_device",
             Refusal::CertificateExpired => "certificate_expired",
+            Refusal::CertificateNotRegistrable(_) => "certificate_not_registrable",
+            Refusal::CertificateRegistering => "certificate_registering",
         }
     }
 
@@ -172,7 +183,11 @@ impl Refusal {
     pub fn counts_as_failure(self) -> bool {
         !matches!(
             self,
-            Refusal::RateLimited | Refusal::RegistryNotLoaded | Refusal::ClientIdInUse | Refusal::Busy
+            Refusal::RateLimited
+                | Refusal::RegistryNotLoaded
+                | Refusal::ClientIdInUse
+                | Refusal::Busy
+                | Refusal::CertificateRegistering
         )
     }
 }

@@ -70,9 +70,10 @@ pub struct EngineConfig {
     pub failed_logins_device_ceiling: u32,
     /// The failure window in milliseconds.
     pub failure_window_ms: u64,
-    /// Slow password hashes (PBKDF2, about 0.5 ms each, for principals with
-    /// an operator-chosen password and no remembered login) the broker
-    /// thread runs per second at most; logins past it are refused as busy.
+    /// Slow checks the broker thread runs per second at most: PBKDF2
+    /// (about 0.5 ms, for principals with an operator-chosen password and
+    /// no remembered login) and certificate checks for just-in-time
+    /// registration; logins past it are refused as busy.
     pub principal_slow_hashes_per_sec: u32,
     /// Time between activation pushes without a reply.
     pub activation_retry_ms: u64,
@@ -304,6 +305,20 @@ pub enum StoreWrite {
         secret: Secret,
         /// The connection waiting for it.
         connection: ConnectionId,
+    },
+    /// A certificate registered just in time (IDENTITIES.md §3): create
+    /// the device unless it exists by now, and register the certificate.
+    RegisterCertificate {
+        /// The new device's product key.
+        product_key: Box<str>,
+        /// The new device's key.
+        device_key: Box<str>,
+        /// The certificate's SHA-256 fingerprint, hex.
+        fingerprint: Box<str>,
+        /// The certificate, DER.
+        der: Box<[u8]>,
+        /// The end of its validity, ms since the UNIX epoch.
+        not_after_ms: u64,
     },
     /// An audit event.
     Event {

@@ -60,6 +60,12 @@ pub struct Product {
     pub extra_rules: Vec<TopicRule>,
     /// The defaults plus `extra_rules`, computed once.
     pub rules: TopicRules,
+    /// Whether a certificate from a trusted CA whose CN names a new device
+    /// of the product registers that device on first login.
+    pub auto_register_certs: bool,
+    /// The CAs (DER) whose certificates just-in-time registration accepts:
+    /// the product's own and the devicegate CA.
+    pub trusted_cas: Vec<Box<[u8]>>,
 }
 
 impl Product {
@@ -82,6 +88,8 @@ impl Product {
             },
             extra_rules: Vec::new(),
             rules: TopicRules::default(),
+            auto_register_certs: false,
+            trusted_cas: Vec::new(),
         };
         p.rebuild_rules();
         p

@@ -86,6 +86,13 @@ enum Record {
         address: Option<String>,
         reason: Option<String>,
     },
+    RegisterCertificate {
+        product_key: String,
+        device_key: String,
+        fingerprint: String,
+        der_hex: String,
+        not_after_ms: u64,
+    },
 }
 
 fn issue_kind_name(kind: IssueKind) -> &'static str {
@@ -124,6 +131,19 @@ impl Record {
                 kind: issue_kind_name(*kind).to_owned(),
                 secret: secret.expose_str(),
                 connection: connection.0,
+            },
+            StoreWrite::RegisterCertificate {
+                product_key,
+                device_key,
+                fingerprint,
+                der,
+                not_after_ms,
+            } => Record::RegisterCertificate {
+                product_key: product_key.to_string(),
+                device_key: device_key.to_string(),
+                fingerprint: fingerprint.to_string(),
+                der_hex: hex::encode(der),
+                not_after_ms: *not_after_ms,
             },
             StoreWrite::Event {
                 at_ms,
@@ -173,6 +193,19 @@ impl Record {
                 },
                 secret: Secret::new(secret.into_bytes()),
                 connection: ConnectionId(connection),
+            },
+            Record::RegisterCertificate {
+                product_key,
+                device_key,
+                fingerprint,
+                der_hex,
+                not_after_ms,
+            } => StoreWrite::RegisterCertificate {
+                product_key: product_key.into(),
+                device_key: device_key.into(),
+                fingerprint: fingerprint.into(),
+                der: hex::decode(der_hex).ok()?.into(),
+                not_after_ms,
             },
             Record::Event {
                 at_ms,

@@ -391,3 +391,42 @@ async fn psk_credentials_are_created_loaded_and_revoked() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_certificate_registered_just_in_time_creates_its_device_once() {
+    for db in common::both().await {
+        let store = Store::connect(&db.url).await.unwrap();
+        product(&store, "pk").await;
+        let write = |dk: &str, fingerprint: &str| StoreWrite::RegisterCertificate {
+            product_key: "pk".into(),
+            device_key: dk.into(),
+            fingerprint: fingerprint.into(),
+            der: vec![0x30, 0x03, 0x02, 0x01, 0x01].into(),
+            not_after_ms: 4_000_000_000_000,
+        };
+        let before = store.latest_change().await.unwrap();
+        store.apply_writes(vec![write("new", "aa11")]).await.unwrap();
+        let record = store
+            .device_record("new&pk")
+            .await
+            .unwrap()
+            .expect("the device is created");
+        assert_eq!(record.credentials.len(), 1);
+        assert_eq!(&*record.credentials[0].identity, "aa11");
+        assert_eq!(record.credentials[0].not_after_ms, Some(4_000_000_000_000));
+        assert_eq!(store.changes_since(before, 10).await.unwrap().len(), 1);
+        assert!(store.device_info("pk", "new").await.unwrap().guid.is_some());
+        // A device that exists by the time the write lands gets nothing.
+        store.create_device("pk", "taken", DeviceSpec::default()).await.unwrap();
+        store.apply_writes(vec![write("taken", "bb22")]).await.unwrap();
+        assert!(
+            store
+                .device_record("taken&pk")
+                .await
+                .unwrap()
+                .unwrap()
+                .credentials
+                .is_empty()
+        );
+    }
+}

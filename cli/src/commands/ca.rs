@@ -20,19 +20,6 @@ pub fn with_extension(prefix: &std::path::Path, ext: &str) -> std::path::PathBuf
 /// Runs the commands that need no database; `None` for the others.
 pub fn run_offline(out: &Output, command: &CaCommand) -> Option<anyhow::Result<()>> {
     match command {
-        CaCommand::Init { dir } => Some((|| {
-            let ca = Ca::init(dir)?;
-            let fingerprint = CertificateInfo::from_pem(ca.cert_pem())?.fingerprint;
-            out.done(
-                json!({"ca": dir.join("ca.pem"), "key": dir.join("ca.key"), "fingerprint": fingerprint}),
-                &format!(
-                    "made a CA: {} (give it to brokers as their cafile) and {} (mode 0600: keep it off brokers)",
-                    dir.join("ca.pem").display(),
-                    dir.join("ca.key").display()
-                ),
-            );
-            Ok(())
-        })()),
         CaCommand::ServerCert {
             dir,
             dns,
@@ -55,15 +42,38 @@ pub fn run_offline(out: &Output, command: &CaCommand) -> Option<anyhow::Result<(
             );
             Ok(())
         })()),
-        CaCommand::Crl { .. } => None,
+        CaCommand::Init { .. } | CaCommand::Crl { .. } => None,
     }
 }
 
 pub async fn run(out: &Output, store: &Store, command: CaCommand) -> anyhow::Result<()> {
-    let CaCommand::Crl { dir } = command else {
-        return Ok(());
-    };
-    let ca = Ca::load(&dir)?;
+    match command {
+        CaCommand::Init { dir } => init(out, store, &dir).await,
+        CaCommand::Crl { dir } => crl(out, store, &dir).await,
+        CaCommand::ServerCert { .. } => Ok(()),
+    }
+}
+
+async fn init(out: &Output, store: &Store, dir: &std::path::Path) -> anyhow::Result<()> {
+    let ca = Ca::init(dir)?;
+    let fingerprint = store
+        .trust_ca(None, ca.cert_pem())
+        .await
+        .context("the CA files are made, but the database did not record the CA")?;
+    out.done(
+        json!({"ca": dir.join("ca.pem"), "key": dir.join("ca.key"), "fingerprint": fingerprint}),
+        &format!(
+            "made a CA: {} (give it to brokers as their cafile) and {} (mode 0600: keep it off brokers); \
+             --auto-register-certs products trust it",
+            dir.join("ca.pem").display(),
+            dir.join("ca.key").display()
+        ),
+    );
+    Ok(())
+}
+
+async fn crl(out: &Output, store: &Store, dir: &std::path::Path) -> anyhow::Result<()> {
+    let ca = Ca::load(dir)?;
     let mut revoked = Vec::new();
     for (pem, at_ms) in store.revoked_certificates().await? {
         let info = CertificateInfo::from_pem(&pem)?;

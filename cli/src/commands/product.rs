@@ -32,9 +32,11 @@ pub async fn run(out: &Output, store: &Store, command: ProductCommand) -> anyhow
             free_client_id,
             shared_subscriptions,
             allow_retain,
+            auto_register_certs,
             settings,
         } => {
             let mut spec = ProductSpec::new(&product_key, dialect(d));
+            spec.auto_register_certs = auto_register_certs;
             spec.secret = settings.secret;
             if let Some(set) = sign_methods(settings.sign_methods.as_deref())? {
                 spec.sign_methods = set.to_list();
@@ -82,6 +84,7 @@ pub async fn run(out: &Output, store: &Store, command: ProductCommand) -> anyhow
             free_client_id,
             shared_subscriptions,
             allow_retain,
+            auto_register_certs,
             clear_topics,
             settings,
         } => {
@@ -91,12 +94,22 @@ pub async fn run(out: &Output, store: &Store, command: ProductCommand) -> anyhow
                 free_client_id,
                 shared_subscriptions,
                 allow_retain,
+                auto_register_certs,
                 ..update
             };
             store.update_product(&product_key, update).await?;
             out.done(
                 json!({"product_key": product_key, "updated": true}),
                 &format!("updated product {product_key}"),
+            );
+        }
+        ProductCommand::TrustCa { product_key, file } => {
+            let pem =
+                std::fs::read_to_string(&file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+            let fingerprint = store.trust_ca(Some(&product_key), &pem).await?;
+            out.done(
+                json!({"product_key": product_key, "fingerprint": fingerprint}),
+                &format!("product {product_key} trusts the CA {fingerprint} for just-in-time registration"),
             );
         }
         ProductCommand::Delete { product_key } => {
@@ -162,6 +175,7 @@ fn fields(p: &ProductInfo) -> Vec<(&'static str, String)> {
         ("free client id", yes_no(s.free_client_id)),
         ("shared subscriptions", yes_no(s.shared_subscriptions)),
         ("retain", yes_no(s.allow_retain)),
+        ("auto-register certificates", yes_no(s.auto_register_certs)),
         (
             "offline after",
             if s.offline_after_secs == 0 {

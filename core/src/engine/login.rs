@@ -126,7 +126,12 @@ impl Engine {
             Presented::Token(login) => verify::verify_device_token(login, key_text, found)?,
             Presented::Psk { identity, claimed } => verify::verify_psk(identity, *claimed, key.as_deref(), found)?,
             Presented::Certificate { fingerprint, claimed } => {
-                verify::verify_certificate(fingerprint, *claimed, key.as_deref(), found, now_ms)?
+                match verify::verify_certificate(fingerprint, *claimed, key.as_deref(), found, now_ms) {
+                    Err(Refusal::UnknownCredential) if key.is_none() => {
+                        return Err(self.register_just_in_time(request, now_ms));
+                    }
+                    other => other?,
+                }
             }
         };
         let activation = match &record {
@@ -205,6 +210,44 @@ impl Engine {
             product,
             presented,
         })
+    }
+
+    /// An unknown certificate: registers its device just in time if its
+    /// product allows it (IDENTITIES.md §3). Always a refusal: the client
+    /// connects again once the registration is written.
+    fn register_just_in_time(&self, request: &ConnectRequest<'_>, now_ms: u64) -> Refusal {
+        let Some(TlsIdentity::Certificate(der)) = request.tls else {
+            return Refusal::UnknownCredential;
+        };
+        if !self.slow_hashes.take(now_ms) {
+            return Refusal::Busy;
+        }
+        let decided = verify::just_in_time(
+            der,
+            |pk| self.registry.product(pk),
+            |key| self.registry.device(key).is_some(),
+            now_ms,
+        );
+        match decided {
+            Ok(new) => {
+                let device = format!("{}&{}", new.device_key, new.product_key);
+                tracing::info!(
+                    device = device.as_str(),
+                    fingerprint = new.fingerprint.as_str(),
+                    "registering a certificate just in time; the device connects again"
+                );
+                self.event(now_ms, "certificate_registered", Some(&device), request.address, None);
+                self.push_write(StoreWrite::RegisterCertificate {
+                    product_key: new.product_key,
+                    device_key: new.device_key,
+                    fingerprint: new.fingerprint.as_str().into(),
+                    der: new.der,
+                    not_after_ms: new.not_after_ms,
+                });
+                Refusal::CertificateRegistering
+            }
+            Err(refusal) => refusal,
+        }
     }
 
     /// Refuses a login that a failed-login block covers.

@@ -68,6 +68,9 @@ pub struct ProductSpec {
     pub max_sub_devices: Option<u32>,
     /// Extra topic rules, `pub:|sub:|all:TEMPLATE`.
     pub extra_topics: Vec<String>,
+    /// Certificates from a trusted CA whose CN names a new device of the
+    /// product register it on first login (IDENTITIES.md §3).
+    pub auto_register_certs: bool,
 }
 
 impl ProductSpec {
@@ -86,6 +89,7 @@ impl ProductSpec {
             offline_after_secs: 0,
             max_sub_devices: None,
             extra_topics: Vec::new(),
+            auto_register_certs: false,
         }
     }
 
@@ -138,6 +142,8 @@ pub struct ProductUpdate {
     pub max_sub_devices: Option<u32>,
     /// New extra topic rules (replacing the old ones).
     pub extra_topics: Option<Vec<String>>,
+    /// Just-in-time certificate registration on or off.
+    pub auto_register_certs: Option<bool>,
 }
 
 /// A product as listed and shown.
@@ -293,6 +299,7 @@ fn product_spec(row: &sqlx::any::AnyRow) -> Result<ProductSpec, sqlx::Error> {
             .map(str::to_owned)
             .filter(|l| !l.trim().is_empty())
             .collect(),
+        auto_register_certs: rows::flag(row, "auto_register_certs")?,
     })
 }
 
@@ -329,8 +336,8 @@ impl Store {
         sqlx::query(
             "INSERT INTO products (product_key, product_secret, dialect, sign_methods, timestamp_window_secs, \
              dynamic_activation, free_client_id, shared_subscriptions, allow_retain, offline_after_secs, \
-             max_sub_devices, extra_topics, created_at, guid) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+             max_sub_devices, extra_topics, created_at, guid, auto_register_certs) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
         )
         .bind(&spec.product_key)
         .bind(spec.secret.as_deref())
@@ -346,6 +353,7 @@ impl Store {
         .bind(spec.extra_topics.join("\n"))
         .bind(to_i64(now_ms()))
         .bind(new_guid())
+        .bind(i64::from(spec.auto_register_certs))
         .execute(&mut *tx)
         .await?;
         record_change(&mut tx, "product", Some(&spec.product_key), None, None, now_ms()).await?;
@@ -389,12 +397,16 @@ impl Store {
         if let Some(v) = update.extra_topics {
             spec.extra_topics = v;
         }
+        if let Some(v) = update.auto_register_certs {
+            spec.auto_register_certs = v;
+        }
         spec.validate()?;
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "UPDATE products SET product_secret = $1, dialect = $2, sign_methods = $3, timestamp_window_secs = $4, \
              dynamic_activation = $5, free_client_id = $6, shared_subscriptions = $7, allow_retain = $8, \
-             offline_after_secs = $9, max_sub_devices = $10, extra_topics = $11 WHERE product_key = $12",
+             offline_after_secs = $9, max_sub_devices = $10, extra_topics = $11, auto_register_certs = $12 \
+             WHERE product_key = $13",
         )
         .bind(spec.secret.as_deref())
         .bind(&spec.dialect)
@@ -407,6 +419,7 @@ impl Store {
         .bind(i64::from(spec.offline_after_secs))
         .bind(spec.max_sub_devices.map(i64::from))
         .bind(spec.extra_topics.join("\n"))
+        .bind(i64::from(spec.auto_register_certs))
         .bind(pk)
         .execute(&mut *tx)
         .await?;

@@ -33,7 +33,9 @@ impl Store {
     pub async fn load_products(&self) -> Result<Vec<Product>, StoreError> {
         let sql = format!("SELECT {} FROM products", rows::PRODUCT_COLUMNS);
         let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
-        Ok(rows.iter().map(rows::product).collect::<Result<_, _>>()?)
+        let mut products: Vec<Product> = rows.iter().map(rows::product).collect::<Result<_, _>>()?;
+        Store::attach_trusted_cas(&mut products, &self.trusted_cas(None).await?);
+        Ok(products)
     }
 
     /// Every device as `({dk}&{pk}, record)`, with its live credentials.
@@ -69,7 +71,13 @@ impl Store {
     pub async fn product(&self, pk: &str) -> Result<Option<Product>, StoreError> {
         let sql = format!("SELECT {} FROM products WHERE product_key = $1", rows::PRODUCT_COLUMNS);
         let row = sqlx::query(&sql).bind(pk).fetch_optional(&self.pool).await?;
-        Ok(row.as_ref().map(rows::product).transpose()?)
+        let Some(product) = row.as_ref().map(rows::product).transpose()? else {
+            return Ok(None);
+        };
+        let mut products = [product];
+        Store::attach_trusted_cas(&mut products, &self.trusted_cas(Some(pk)).await?);
+        let [product] = products;
+        Ok(Some(product))
     }
 
     /// One device by `{dk}&{pk}`, if it exists.

@@ -12,6 +12,7 @@ mod condition;
 mod credentials;
 mod feed;
 mod rows;
+mod trust;
 mod writes;
 
 use std::str::FromStr;

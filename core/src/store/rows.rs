@@ -13,7 +13,7 @@ use crate::sign::AlgSet;
 /// The product columns [`product`] reads.
 pub(super) const PRODUCT_COLUMNS: &str = "product_key, product_secret, dialect, sign_methods, timestamp_window_secs, \
      dynamic_activation, free_client_id, shared_subscriptions, allow_retain, offline_after_secs, max_sub_devices, \
-     extra_topics, created_at";
+     extra_topics, created_at, auto_register_certs";
 
 /// The device columns [`device`] reads.
 pub(super) const DEVICE_COLUMNS: &str = "product_key, device_key, device_secret, pending_secret, token_hash, \
@@ -68,6 +68,7 @@ pub(super) fn product(row: &AnyRow) -> Result<Product, sqlx::Error> {
     }
     let extra: String = row.try_get("extra_topics")?;
     p.extra_rules = parse_rules(&key, &extra, false);
+    p.auto_register_certs = flag(row, "auto_register_certs")?;
     p.rebuild_rules();
     Ok(p)
 }

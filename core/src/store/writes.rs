@@ -161,6 +161,48 @@ async fn apply_one(conn: &mut AnyConnection, write: &StoreWrite, id: Option<&str
                 record_change(conn, "device", Some(&pk), Some(&dk), None, now).await?,
             ));
         }
+        StoreWrite::RegisterCertificate {
+            product_key,
+            device_key,
+            fingerprint,
+            der,
+            not_after_ms,
+        } => {
+            let now = crate::clock::now_ms();
+            let created = sqlx::query(
+                "INSERT INTO devices (product_key, device_key, created_at, guid) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (product_key, device_key) DO NOTHING",
+            )
+            .bind(product_key.as_ref())
+            .bind(device_key.as_ref())
+            .bind(to_i64(now))
+            .bind(super::new_guid())
+            .execute(&mut *conn)
+            .await?;
+            if created.rows_affected() == 0 {
+                tracing::warn!(
+                    device = %format!("{device_key}&{product_key}"),
+                    "a certificate registered just in time names a device created meanwhile: not registered; \
+                     add it with `devicegate device cert add` if it belongs to that device"
+                );
+                return Ok(None);
+            }
+            sqlx::query(
+                "INSERT INTO credentials (product_key, device_key, kind, identity, material, not_after, created_at) \
+                 VALUES ($1, $2, 'certificate', $3, $4, $5, $6) ON CONFLICT (kind, identity) DO NOTHING",
+            )
+            .bind(product_key.as_ref())
+            .bind(device_key.as_ref())
+            .bind(fingerprint.as_ref())
+            .bind(pem(der))
+            .bind(to_i64(*not_after_ms))
+            .bind(to_i64(now))
+            .execute(&mut *conn)
+            .await?;
+            // Not an own change: the engine learns of the new device from
+            // the feed like any broker, so its next login finds it.
+            record_change(conn, "device", Some(product_key), Some(device_key), None, now).await?;
+        }
         StoreWrite::Event {
             at_ms,
             kind,
@@ -181,6 +223,19 @@ async fn apply_one(conn: &mut AnyConnection, write: &StoreWrite, id: Option<&str
     Ok(None)
 }
 
+/// A certificate's DER as PEM, for the credentials table.
+fn pem(der: &[u8]) -> String {
+    use base64::Engine as _;
+    let body = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
+    for line in body.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(line).unwrap_or_default());
+        out.push('\n');
+    }
+    out.push_str("-----END CERTIFICATE-----\n");
+    out
+}
+
 fn describe(write: &StoreWrite) -> String {
     match write {
         StoreWrite::Presence { device, online, .. } => {
@@ -188,6 +243,12 @@ fn describe(write: &StoreWrite) -> String {
         }
         StoreWrite::Activated { device, .. } => format!("activation of {device}"),
         StoreWrite::Issue { device, kind, .. } => format!("issued secret ({kind:?}) for {device}"),
+        StoreWrite::RegisterCertificate {
+            product_key,
+            device_key,
+            fingerprint,
+            ..
+        } => format!("certificate {fingerprint} registered just in time for {device_key}&{product_key}"),
         StoreWrite::Event { kind, subject, .. } => {
             format!("event {kind} for {}", subject.as_deref().unwrap_or("-"))
         }

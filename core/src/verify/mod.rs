@@ -13,6 +13,7 @@
 mod activation;
 mod certificate;
 mod device_token;
+mod just_in_time;
 mod psk;
 mod registration;
 mod timestamp;
@@ -30,6 +31,7 @@ use crate::registry::{CredentialKind, DeviceRecord, Product};
 pub use activation::verify as verify_activation;
 pub use certificate::verify as verify_certificate;
 pub use device_token::verify as verify_device_token;
+pub use just_in_time::{NewCertificate, just_in_time};
 pub use psk::verify as verify_psk;
 pub use registration::verify as verify_registration;
 pub use timestamp::timestamp_fresh;

@@ -175,7 +175,7 @@ async fn a_certificate_logs_a_device_in_and_a_valid_chain_alone_does_not() {
         "a trusted but unregistered certificate is refused"
     );
     assert!(String::from_utf8_lossy(&unregistered.stderr).contains("not authorised"));
-    broker.wait_for_log("unknown or revoked TLS credential", Duration::from_secs(5));
+    broker.wait_for_log("unknown certificate, not registered", Duration::from_secs(5));
 
     let mismatch = cert_pub(tls_port, &pki, "dev_0001", &["-u", "dev_0003&Ab3dEf9h"], OWN);
     assert!(!mismatch.status.success());
@@ -284,5 +284,89 @@ async fn revoking_a_certificate_closes_its_connection_within_two_seconds() {
     assert!(
         String::from_utf8_lossy(&checked.stdout).contains("revoked")
             || String::from_utf8_lossy(&checked.stderr).contains("revoked")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trusted_certificate_registers_its_device_just_in_time() {
+    let db = db::sqlite();
+    seed(&db.url);
+    cli(&db.url, &["product", "create", "Jit0Prod", "--auto-register-certs"]);
+    let pki = Pki::new(&db.url);
+    // A factory signs a certificate for a device the database does not know
+    // (here: through a second database, with the same CA).
+    let factory = db::sqlite();
+    cli(&factory.url, &["product", "create", "Jit0Prod"]);
+    cli(&factory.url, &["product", "create", "Ab3dEf9h"]);
+    let ca_dir = pki.path("ca");
+    for (pk, dk) in [("Jit0Prod", "sensor_7"), ("Ab3dEf9h", "dev_0042")] {
+        cli(&factory.url, &["device", "create", pk, dk]);
+        let out = pki.path(dk);
+        cli(
+            &factory.url,
+            &[
+                "device",
+                "cert",
+                "issue",
+                pk,
+                dk,
+                "--ca-dir",
+                ca_dir.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+            ],
+        );
+    }
+    let (broker, tls_port) = cert_broker(&db.url, &pki);
+    let topic = "/sys/Jit0Prod/sensor_7/thing/measurepoint/post";
+    let pub_as = |name: &str, topic: &str| {
+        let mut cmd = Command::new("mosquitto_pub");
+        cmd.args(["-h", "127.0.0.1", "-p", &tls_port.to_string(), "--cafile"])
+            .arg(pki.ca())
+            .arg("--cert")
+            .arg(pki.path(&format!("{name}.pem")))
+            .arg("--key")
+            .arg(pki.path(&format!("{name}.key")))
+            .args(["-i", name, "-q", "1", "-t", topic, "-m", "1"]);
+        cmd.output().unwrap()
+    };
+    let first = pub_as("sensor_7", topic);
+    assert!(!first.status.success(), "the first login registers, and is refused");
+    broker.wait_for_log("registering a certificate just in time", Duration::from_secs(5));
+    eventually("the device exists", || {
+        cli(&db.url, &["device", "list", "Jit0Prod"])
+            .as_array()
+            .is_some_and(|d| d.len() == 1)
+    })
+    .await;
+    let start = Instant::now();
+    while !pub_as("sensor_7", topic).status.success() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the next login is not accepted:\n{}",
+            broker.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let shown = cli(&db.url, &["device", "show", "Jit0Prod", "sensor_7"]);
+    assert_eq!(shown["credentials"][0]["kind"], "certificate", "{shown}");
+    assert!(
+        !shown["activated_at"].is_null() || shown["online"].is_boolean(),
+        "{shown}"
+    );
+
+    // A product without the flag registers nothing.
+    assert!(
+        !pub_as("dev_0042", "/sys/Ab3dEf9h/dev_0042/thing/measurepoint/post")
+            .status
+            .success()
+    );
+    broker.wait_for_log("the product does not register certificates", Duration::from_secs(5));
+    assert!(
+        cli(&db.url, &["device", "list", "Ab3dEf9h"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["device_key"] != "dev_0042")
     );
 }

@@ -2,6 +2,8 @@
 -- Same tables and columns as the SQLite migration; see there.
 ALTER TABLE products ADD COLUMN guid TEXT;
 ALTER TABLE devices ADD COLUMN guid TEXT;
+-- Just-in-time registration of certificates (IDENTITIES.md §3).
+ALTER TABLE products ADD COLUMN auto_register_certs BIGINT NOT NULL DEFAULT 0;
 UPDATE products SET guid = gen_random_uuid()::text;
 UPDATE devices SET guid = gen_random_uuid()::text;
 CREATE UNIQUE INDEX products_by_guid ON products (guid);
@@ -22,3 +24,14 @@ CREATE TABLE credentials (
 );
 CREATE UNIQUE INDEX credentials_by_identity ON credentials (kind, identity);
 CREATE INDEX credentials_by_device ON credentials (product_key, device_key);
+
+-- CAs whose certificates a product with auto_register_certs registers on
+-- first login: `scope` is a product key, or `*` for the devicegate CA that
+-- every such product trusts (recorded by `devicegate ca init`).
+CREATE TABLE trusted_cas (
+    scope       TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    pem         TEXT NOT NULL,
+    created_at  BIGINT NOT NULL,
+    PRIMARY KEY (scope, fingerprint)
+);

@@ -3,6 +3,8 @@
 -- older than this migration get one here, new rows from the store.
 ALTER TABLE products ADD COLUMN guid TEXT;
 ALTER TABLE devices ADD COLUMN guid TEXT;
+-- Just-in-time registration of certificates (IDENTITIES.md §3).
+ALTER TABLE products ADD COLUMN auto_register_certs BIGINT NOT NULL DEFAULT 0;
 UPDATE products SET guid =
     lower(hex(randomblob(4))) || '-' || lower(hex(randomblob(2))) || '-4' ||
     substr(lower(hex(randomblob(2))), 2) || '-' || substr('89ab', 1 + (abs(random()) % 4), 1) ||
@@ -34,3 +36,14 @@ CREATE TABLE credentials (
 );
 CREATE UNIQUE INDEX credentials_by_identity ON credentials (kind, identity);
 CREATE INDEX credentials_by_device ON credentials (product_key, device_key);
+
+-- CAs whose certificates a product with auto_register_certs registers on
+-- first login: `scope` is a product key, or `*` for the devicegate CA that
+-- every such product trusts (recorded by `devicegate ca init`).
+CREATE TABLE trusted_cas (
+    scope       TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    pem         TEXT NOT NULL,
+    created_at  BIGINT NOT NULL,
+    PRIMARY KEY (scope, fingerprint)
+);
