@@ -7,14 +7,17 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use devicegate::credentials::{Binding, Dialect, Username, parse_device_login, parse_username};
-use devicegate::engine::{ConnectRequest, ConnectionId, Engine, EngineConfig, Hooks};
-use devicegate::registry::{DeviceRecord, Product, Registry};
+use devicegate::credentials::{Binding, Dialect, Fingerprint, Username, parse_device_login, parse_username};
+use devicegate::engine::{ConnectRequest, ConnectionId, Engine, EngineConfig, Hooks, TlsIdentity};
+use devicegate::registry::{Credential, CredentialKind, DeviceRecord, Product, Registry};
 use devicegate::secret::Secret;
 use devicegate::sign::{AlgSet, HashAlg, verify};
 use sha2::Digest as _;
 
 const NOW: u64 = 1_795_320_550_000;
+const PSK_IDENTITY: &str = "PwjWTw_TyUaVEEGHgtnzJA";
+/// A certificate's size: the engine only fingerprints the DER.
+const CERTIFICATE_DER: &[u8] = &[0x30; 512];
 
 struct Case {
     name: &'static str,
@@ -69,11 +72,24 @@ fn registry() -> Arc<Registry> {
         p.sign_methods = AlgSet::of(&HashAlg::ALL);
         registry.put_product(p);
     }
-    registry.put_device(
-        "dev_0001&Ab3dEf9h",
-        DeviceRecord::new(Some(Secret::new(*b"S3cretDevice0001"))),
-    );
     registry.put_device("dev01&a1B2c3D4e5F", DeviceRecord::new(Some(Secret::new(*b"secret123"))));
+    // dev_0001 also holds a PSK and a certificate.
+    let mut dev_0001 = DeviceRecord::new(Some(Secret::new(*b"S3cretDevice0001")));
+    dev_0001.credentials = vec![
+        Credential {
+            kind: CredentialKind::Psk,
+            identity: PSK_IDENTITY.into(),
+            material: Secret::new(*b"3ACF33D72D32629BED85F383D7D8F82C48CD33819E0D114C3BC27439761920DB"),
+            not_after_ms: None,
+        },
+        Credential {
+            kind: CredentialKind::Certificate,
+            identity: Fingerprint::of(CERTIFICATE_DER).as_str().into(),
+            material: Secret::new(Vec::new()),
+            not_after_ms: Some(u64::MAX),
+        },
+    ];
+    registry.put_device("dev_0001&Ab3dEf9h", dev_0001);
     for i in 0..100_000 {
         registry.put_device(
             &format!("filler{i}&Ab3dEf9h"),
@@ -165,6 +181,30 @@ fn login(c: &mut Criterion) {
             let written = engine.take_store_writes(usize::MAX).len();
             engine.store_writes_committed(written);
         })
+    });
+    // The same hook for the TLS identities: the handshake proved the key
+    // or the chain; the engine maps the PSK identity or the certificate's
+    // fingerprint (one SHA-256 of a ~500-byte DER) to its device.
+    let tls_request = |tls| ConnectRequest::new(b"dev_0001", None, None, Some("10.0.0.1")).with_tls(tls);
+    for (name, tls) in [
+        ("psk", TlsIdentity::Psk(PSK_IDENTITY.as_bytes())),
+        ("certificate", TlsIdentity::Certificate(CERTIFICATE_DER)),
+    ] {
+        let request = tls_request(tls);
+        group.bench_function(format!("handle_connect_and_disconnect/{name}"), |b| {
+            b.iter(|| {
+                assert!(
+                    engine.handle_connect(ConnectionId(1), &request, NOW)
+                        == devicegate::engine::ConnectDecision::Accept
+                );
+                engine.handle_disconnect(ConnectionId(1), NOW);
+                let written = engine.take_store_writes(usize::MAX).len();
+                engine.store_writes_committed(written);
+            })
+        });
+    }
+    group.bench_function("psk_key", |b| {
+        b.iter(|| engine.psk_key(black_box(PSK_IDENTITY).as_bytes(), None).unwrap())
     });
     group.finish();
 }
