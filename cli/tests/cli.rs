@@ -266,3 +266,183 @@ fn sign_needs_no_database_and_bad_urls_exit_clearly() {
     }
     .fails(&["status"], 1, "not supported");
 }
+
+#[tokio::test]
+async fn tls_credentials_refuse_bad_input_with_a_reason_and_keep_keys_private() {
+    use std::os::unix::fs::PermissionsExt;
+    for (_db, cli) in both().await {
+        let dir = tempfile::tempdir().unwrap();
+        let path = |name: &str| dir.path().join(name).display().to_string();
+        cli.json(&["product", "create", "Ab3dEf9h"]);
+        cli.json(&["device", "create", "Ab3dEf9h", "dev_0001"]);
+
+        // PSKs: shown once, identities checked and unique.
+        let psk = cli.json(&[
+            "device",
+            "psk",
+            "Ab3dEf9h",
+            "dev_0001",
+            "--identity",
+            "-starts-with-dash",
+        ]);
+        assert_eq!(psk["key"].as_str().unwrap().len(), 64);
+        cli.fails(
+            &["device", "psk", "Ab3dEf9h", "dev_0001", "--identity", "a b"],
+            1,
+            "printable ASCII",
+        );
+        cli.fails(
+            &[
+                "device",
+                "psk",
+                "Ab3dEf9h",
+                "dev_0001",
+                "--identity",
+                "-starts-with-dash",
+            ],
+            1,
+            "is taken",
+        );
+        cli.fails(&["device", "psk", "Ab3dEf9h", "nope"], 1, "does not exist");
+        cli.json(&["device", "psk", "revoke", "Ab3dEf9h", "dev_0001", "-starts-with-dash"]);
+        cli.fails(
+            &["device", "psk", "revoke", "Ab3dEf9h", "dev_0001"],
+            1,
+            "no live psk credential",
+        );
+
+        // The CA: made once, its key and device keys 0600.
+        cli.json(&["ca", "init", "--dir", &path("ca")]);
+        cli.fails(&["ca", "init", "--dir", &path("ca")], 1, "exists");
+        let mode = |p: &str| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path("ca/ca.key")), 0o600);
+        let issued = cli.json(&[
+            "device",
+            "cert",
+            "issue",
+            "Ab3dEf9h",
+            "dev_0001",
+            "--ca-dir",
+            &path("ca"),
+            "--out",
+            &path("dev"),
+        ]);
+        assert_eq!(mode(&path("dev.key")), 0o600);
+        let fingerprint = issued["fingerprint"].as_str().unwrap();
+        cli.fails(
+            &[
+                "device",
+                "cert",
+                "issue",
+                "Ab3dEf9h",
+                "dev_0001",
+                "--ca-dir",
+                &path("ca"),
+                "--out",
+                &path("dev"),
+            ],
+            1,
+            "exists",
+        );
+        let out = cli.run(&["device", "show", "Ab3dEf9h", "dev_0001"]);
+        let shown = String::from_utf8_lossy(&out.stdout);
+        assert!(shown.contains(fingerprint), "{shown}");
+        assert!(!shown.contains("PRIVATE KEY"));
+
+        // Bad files are refused with what to do.
+        std::fs::write(path("junk.pem"), "hello").unwrap();
+        cli.fails(
+            &["device", "cert", "add", "Ab3dEf9h", "dev_0001", &path("junk.pem")],
+            1,
+            "not a PEM certificate",
+        );
+        cli.fails(
+            &["device", "cert", "add", "Ab3dEf9h", "dev_0001", &path("dev.pem")],
+            1,
+            "registered already",
+        );
+        cli.fails(
+            &["device", "cert", "add", "Ab3dEf9h", "dev_0001", &path("missing.pem")],
+            1,
+            "cannot read",
+        );
+        cli.fails(
+            &[
+                "device",
+                "cert",
+                "issue",
+                "Ab3dEf9h",
+                "dev_0001",
+                "--ca-dir",
+                &path("ca"),
+                "--out",
+                &path("x"),
+                "--csr",
+                &path("junk.pem"),
+            ],
+            1,
+            "not a PEM CSR",
+        );
+        let weak = Command::new("openssl")
+            .args([
+                "req", "-new", "-nodes", "-subj", "/CN=x", "-newkey", "rsa:1024", "-keyout",
+            ])
+            .arg(path("weak.key"))
+            .arg("-out")
+            .arg(path("weak.csr"))
+            .output()
+            .expect("the openssl command (apt-get install openssl)");
+        assert!(weak.status.success());
+        cli.fails(
+            &[
+                "device",
+                "cert",
+                "issue",
+                "Ab3dEf9h",
+                "dev_0001",
+                "--ca-dir",
+                &path("ca"),
+                "--out",
+                &path("w"),
+                "--csr",
+                &path("weak.csr"),
+            ],
+            1,
+            "at least 2048",
+        );
+        cli.fails(
+            &["product", "trust-ca", "Ab3dEf9h", &path("dev.pem")],
+            1,
+            "not a CA certificate",
+        );
+        cli.json(&["product", "trust-ca", "Ab3dEf9h", &path("ca/ca.pem")]);
+
+        // Revocation, and a CRL that lists it.
+        cli.json(&[
+            "device",
+            "cert",
+            "revoke",
+            "Ab3dEf9h",
+            "dev_0001",
+            &fingerprint.to_uppercase(),
+        ]);
+        let crl = cli.json(&["ca", "crl", "--dir", &path("ca")]);
+        assert_eq!(crl["revoked"], 1);
+        cli.json(&[
+            "ca",
+            "server-cert",
+            "--dir",
+            &path("ca"),
+            "--ip",
+            "127.0.0.1",
+            "--out",
+            &path("server"),
+        ]);
+        assert_eq!(mode(&path("server.key")), 0o600);
+        cli.fails(
+            &["ca", "server-cert", "--dir", &path("ca"), "--out", &path("server2")],
+            1,
+            "at least one --dns",
+        );
+    }
+}

@@ -3,8 +3,8 @@
 //! refusal must map to a refusal outcome.
 #![no_main]
 
-use devicegate::credentials::{Binding, Dialect, Username, parse_device_login, parse_username};
-use devicegate::decision::ConnectOutcome;
+use devicegate::credentials::{Binding, Dialect, Presented, Username, parse_device_login, parse_username};
+use devicegate::decision::{ConnectOutcome, Refusal};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -17,10 +17,18 @@ fuzz_target!(|data: &[u8]| {
     let password = parts.next();
     match parse_username(username) {
         Ok(Username::Device(identity)) => match parse_device_login(dialect, binding, identity, client_id, password) {
-            Ok(login) => assert_eq!(login.identity(), identity),
-            Err(e) => assert_ne!(e.outcome(), ConnectOutcome::Ok),
+            Ok(login) => {
+                let parsed = match login {
+                    Presented::DeviceSecret(l) | Presented::ProductSecret(l) => l.identity,
+                    Presented::Register(l) => l.identity,
+                    Presented::Token(l) => l.identity,
+                    other => panic!("a CONNECT's fields parsed as a TLS identity: {other:?}"),
+                };
+                assert_eq!(parsed, identity);
+            }
+            Err(e) => assert_ne!(Refusal::from(e).outcome(), ConnectOutcome::Ok),
         },
         Ok(Username::Principal(name)) => assert!(!name.contains('&')),
-        Err(e) => assert_eq!(e.outcome(), ConnectOutcome::BadCredentials),
+        Err(e) => assert_eq!(Refusal::from(e).outcome(), ConnectOutcome::BadCredentials),
     }
 });
