@@ -9,6 +9,14 @@
 //! `--no-auth` instead of a database URL runs the same broker letting
 //! everyone do everything: the baseline `benches/adapters.sh` measures
 //! devicegate's overhead against.
+//!
+//! A TLS listener where devices log in with their certificate alone
+//! (`devicegate ca init`, `ca server-cert`, `device cert issue`):
+//!
+//! ```sh
+//! cargo run -p devicegate-ntex --example ntex_broker -- sqlite://devicegate.db 127.0.0.1:1883 \
+//!     --tls 127.0.0.1:8883 --cert broker.pem --key broker.key --client-ca ca/ca.pem
+//! ```
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,12 +60,44 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
+    let usage = "usage: ntex_broker (DATABASE_URL | --no-auth) [ADDRESS:PORT] \
+                 [--tls ADDRESS:PORT --cert FILE --key FILE --client-ca FILE]";
     let mut args = std::env::args().skip(1);
-    let (Some(url), address) = (args.next(), args.next()) else {
-        eprintln!("usage: ntex_broker (DATABASE_URL | --no-auth) [ADDRESS:PORT]");
+    let Some(url) = args.next() else {
+        eprintln!("{usage}");
         std::process::exit(2);
     };
-    let address = address.unwrap_or_else(|| "127.0.0.1:1883".to_owned()).parse()?;
+    let mut address = "127.0.0.1:1883".to_owned();
+    let (mut tls, mut cert, mut key, mut client_ca) = (None, None, None, None);
+    while let Some(arg) = args.next() {
+        let slot = match arg.as_str() {
+            "--tls" => &mut tls,
+            "--cert" => &mut cert,
+            "--key" => &mut key,
+            "--client-ca" => &mut client_ca,
+            _ if !arg.starts_with("--") => {
+                address = arg;
+                continue;
+            }
+            _ => {
+                eprintln!("unknown option {arg}\n{usage}");
+                std::process::exit(2);
+            }
+        };
+        *slot = args.next();
+    }
+    let address = address.parse()?;
+    let tls = match (tls, cert, key, client_ca) {
+        (None, None, None, None) => None,
+        (Some(tls), Some(cert), Some(key), Some(ca)) => Some((
+            tls.parse()?,
+            devicegate_ntex::tls::server_config(cert.as_ref(), key.as_ref(), ca.as_ref())?,
+        )),
+        _ => {
+            eprintln!("--tls needs --cert, --key and --client-ca\n{usage}");
+            std::process::exit(2);
+        }
+    };
     let hooks: Arc<dyn Hooks> = if url == "--no-auth" {
         eprintln!("ntex broker on {address} WITHOUT authentication (benchmark baseline)");
         Arc::new(NoAuth)
@@ -74,6 +114,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let gate = Gate::new(hooks);
     gate.spawn_ticker(Duration::from_millis(100))?;
-    broker::serve(address, gate)?;
+    broker::serve_listeners(
+        broker::Listeners {
+            plain: Some(address),
+            tls,
+        },
+        gate,
+    )?;
     Ok(())
 }

@@ -13,8 +13,9 @@ use std::sync::Arc;
 use devicegate::acl::filter_matches;
 use devicegate::engine::ConnectionId;
 use ntex_bytes::Bytes;
-use ntex_mqtt::{Control, MqttServer, v3 as mqtt3, v5 as mqtt5};
+use ntex_mqtt::{Control, MqttConnectError, MqttError, MqttServer, v3 as mqtt3, v5 as mqtt5};
 use ntex_service::cfg::SharedCfg;
+use ntex_tls::rustls::TlsAcceptor;
 
 use crate::gate::{Gate, Login, Verdict};
 use crate::outlet::Outlet;
@@ -169,121 +170,166 @@ fn qos_number(qos: mqtt3::QoS) -> u8 {
     }
 }
 
-/// Serves MQTT on `addr` until the process ends, with devicegate deciding
-/// every login, publish and subscription. Runs its own ntex system on the
-/// calling thread, with one worker (routing is per worker).
+/// Where [`serve_listeners`] listens.
+#[derive(Debug, Clone, Default)]
+pub struct Listeners {
+    /// Plain MQTT.
+    pub plain: Option<SocketAddr>,
+    /// MQTT over TLS, with the server configuration (see
+    /// [`crate::tls::server_config`]: client certificates required).
+    pub tls: Option<(SocketAddr, Arc<rustls::ServerConfig>)>,
+}
+
+/// Serves plain MQTT on `addr` until the process ends, with devicegate
+/// deciding every login, publish and subscription. Runs its own ntex
+/// system on the calling thread, with one worker (routing is per worker).
 pub fn serve(addr: SocketAddr, gate: Arc<Gate>) -> std::io::Result<()> {
+    serve_listeners(
+        Listeners {
+            plain: Some(addr),
+            tls: None,
+        },
+        gate,
+    )
+}
+
+/// [`serve`] on a plain listener, a TLS listener, or both; devices on the
+/// TLS listener may log in with their client certificate alone.
+pub fn serve_listeners(listeners: Listeners, gate: Arc<Gate>) -> std::io::Result<()> {
     ntex_rt::System::new("devicegate-ntex", ntex_net::DefaultRuntime).block_on(async move {
-        ntex_server::net::build()
-            .bind("mqtt", addr, SharedCfg::default(), async move |_| {
-                let routes = Rc::new(Routes::default());
-                let (gate3, gate5) = (Arc::clone(&gate), Arc::clone(&gate));
-                let (publish_routes, control_routes, protocol_routes) =
-                    (Rc::clone(&routes), Rc::clone(&routes), Rc::clone(&routes));
-                let v3 = mqtt3::MqttServer::new(
-                    async move |session: &mqtt3::Session<Rc<Peer>>, publish: mqtt3::Publish| {
-                        let payload = publish.read_all().await.map_err(|_| BrokerError::Payload)?;
-                        let topic = publish.packet().topic.clone();
-                        match session.login.publish(&topic, &payload, publish.retain()) {
-                            Verdict::Denied => Err(BrokerError::Denied),
-                            Verdict::Consumed => Ok(()),
-                            Verdict::Route => {
-                                publish_routes.route(&topic, payload, qos_number(publish.qos()));
-                                Ok(())
-                            }
-                        }
-                    },
-                )
-                .protocol(
-                    async move |session: &mqtt3::Session<Rc<Peer>>, message: mqtt3::ProtocolMessage| {
-                        Ok::<_, BrokerError>(match message {
-                            mqtt3::ProtocolMessage::Subscribe(mut subscribe) => {
-                                let granted = crate::v3::subscribe(&session.login, &mut subscribe);
-                                protocol_routes.subscribe(session, granted.into_iter().map(|(f, _)| f).collect());
-                                subscribe.ack()
-                            }
-                            mqtt3::ProtocolMessage::Unsubscribe(unsubscribe) => {
-                                for topic in unsubscribe.iter() {
-                                    protocol_routes.unsubscribe(session, topic);
-                                }
-                                unsubscribe.ack()
-                            }
-                            other => other.ack(),
-                        })
-                    },
-                )
-                .control(
-                    async move |session: &mqtt3::Session<Rc<Peer>>, control: Control<BrokerError>| {
-                        if let Control::Stop(_) = &control {
-                            control_routes.leave(session);
-                        }
-                        Ok::<_, BrokerError>(None)
-                    },
-                )
-                .build(async move |connect: mqtt3::Connect| {
-                    Ok::<_, BrokerError>(crate::v3::connect(&gate3, connect, |login, sink| {
-                        Rc::new(Peer {
-                            login,
-                            sink: Sink::V3(sink),
-                            filters: RefCell::new(Vec::new()),
-                        })
-                    }))
-                });
-                let (publish_routes, control_routes, protocol_routes) =
-                    (Rc::clone(&routes), Rc::clone(&routes), routes);
-                let v5 = mqtt5::MqttServer::new(
-                    async move |session: &mqtt5::Session<Rc<Peer>>, publish: mqtt5::Publish| {
-                        let payload = publish.read_all().await.map_err(|_| BrokerError::Payload)?;
-                        let topic = publish.packet().topic.clone();
-                        match session.login.publish(&topic, &payload, publish.packet().retain) {
-                            Verdict::Denied => Ok::<_, BrokerError>(crate::v5::denied(publish)),
-                            Verdict::Consumed => Ok(publish.ack()),
-                            Verdict::Route => {
-                                publish_routes.route(&topic, payload, qos_number(publish.packet().qos));
-                                Ok(publish.ack())
-                            }
-                        }
-                    },
-                )
-                .protocol(
-                    async move |session: &mqtt5::Session<Rc<Peer>>, message: mqtt5::ProtocolMessage| {
-                        Ok::<_, BrokerError>(match message {
-                            mqtt5::ProtocolMessage::Subscribe(mut subscribe) => {
-                                let granted = crate::v5::subscribe(&session.login, &mut subscribe);
-                                protocol_routes.subscribe(session, granted.into_iter().map(|(f, _)| f).collect());
-                                subscribe.ack()
-                            }
-                            mqtt5::ProtocolMessage::Unsubscribe(mut unsubscribe) => {
-                                for entry in unsubscribe.iter_mut() {
-                                    protocol_routes.unsubscribe(session, entry.topic());
-                                }
-                                unsubscribe.ack()
-                            }
-                            other => other.ack(),
-                        })
-                    },
-                )
-                .control(
-                    async move |session: &mqtt5::Session<Rc<Peer>>, control: Control<BrokerError>| {
-                        if let Control::Stop(_) = &control {
-                            control_routes.leave(session);
-                        }
-                        Ok::<_, BrokerError>(None)
-                    },
-                )
-                .build(async move |connect: mqtt5::Connect| {
-                    Ok::<_, BrokerError>(crate::v5::connect(&gate5, connect, |login, sink| {
-                        Rc::new(Peer {
-                            login,
-                            sink: Sink::V5(sink),
-                            filters: RefCell::new(Vec::new()),
-                        })
-                    }))
-                });
-                MqttServer::new().v3(v3).v5(v5)
-            })?
-            .workers(1)
-            .run()
-            .await
+        let mut server = ntex_server::net::build();
+        if let Some(addr) = listeners.plain {
+            let gate = Arc::clone(&gate);
+            server = server.bind("mqtt", addr, SharedCfg::default(), async move |_| {
+                app(Arc::clone(&gate))
+            })?;
+        }
+        if let Some((addr, config)) = listeners.tls {
+            server = server.bind("mqtts", addr, SharedCfg::new("mqtts"), async move |_| {
+                ntex_service::service(TlsAcceptor::new(Arc::clone(&config)))
+                    .map_err(|err: std::io::Error| {
+                        tracing::info!("TLS handshake refused: {err}");
+                        MqttError::<BrokerError>::Connect(MqttConnectError::Disconnected(Some(err)))
+                    })
+                    .and_then(app(Arc::clone(&gate)))
+            })?;
+        }
+        server.workers(1).run().await
     })
+}
+
+thread_local! {
+    /// The one worker's sessions and subscriptions, shared by its listeners.
+    static ROUTES: Rc<Routes> = Rc::new(Routes::default());
+}
+
+/// The MQTT service of one connection, for a plain or a TLS listener.
+fn app<Req>(gate: Arc<Gate>) -> impl ntex_service::Service<(), Req, Res = (), Error = MqttError<BrokerError>>
+where
+    Req: ntex_service::RequestState<ntex_io::IoBoxed, State = ()>,
+{
+    let routes = ROUTES.with(Rc::clone);
+    let (gate3, gate5) = (Arc::clone(&gate), Arc::clone(&gate));
+    let (publish_routes, control_routes, protocol_routes) =
+        (Rc::clone(&routes), Rc::clone(&routes), Rc::clone(&routes));
+    let v3 = mqtt3::MqttServer::new(
+        async move |session: &mqtt3::Session<Rc<Peer>>, publish: mqtt3::Publish| {
+            let payload = publish.read_all().await.map_err(|_| BrokerError::Payload)?;
+            let topic = publish.packet().topic.clone();
+            match session.login.publish(&topic, &payload, publish.retain()) {
+                Verdict::Denied => Err(BrokerError::Denied),
+                Verdict::Consumed => Ok(()),
+                Verdict::Route => {
+                    publish_routes.route(&topic, payload, qos_number(publish.qos()));
+                    Ok(())
+                }
+            }
+        },
+    )
+    .protocol(
+        async move |session: &mqtt3::Session<Rc<Peer>>, message: mqtt3::ProtocolMessage| {
+            Ok::<_, BrokerError>(match message {
+                mqtt3::ProtocolMessage::Subscribe(mut subscribe) => {
+                    let granted = crate::v3::subscribe(&session.login, &mut subscribe);
+                    protocol_routes.subscribe(session, granted.into_iter().map(|(f, _)| f).collect());
+                    subscribe.ack()
+                }
+                mqtt3::ProtocolMessage::Unsubscribe(unsubscribe) => {
+                    for topic in unsubscribe.iter() {
+                        protocol_routes.unsubscribe(session, topic);
+                    }
+                    unsubscribe.ack()
+                }
+                other => other.ack(),
+            })
+        },
+    )
+    .control(
+        async move |session: &mqtt3::Session<Rc<Peer>>, control: Control<BrokerError>| {
+            if let Control::Stop(_) = &control {
+                control_routes.leave(session);
+            }
+            Ok::<_, BrokerError>(None)
+        },
+    )
+    .build(async move |connect: mqtt3::Connect| {
+        Ok::<_, BrokerError>(crate::v3::connect(&gate3, connect, |login, sink| {
+            Rc::new(Peer {
+                login,
+                sink: Sink::V3(sink),
+                filters: RefCell::new(Vec::new()),
+            })
+        }))
+    });
+    let (publish_routes, control_routes, protocol_routes) = (Rc::clone(&routes), Rc::clone(&routes), routes);
+    let v5 = mqtt5::MqttServer::new(
+        async move |session: &mqtt5::Session<Rc<Peer>>, publish: mqtt5::Publish| {
+            let payload = publish.read_all().await.map_err(|_| BrokerError::Payload)?;
+            let topic = publish.packet().topic.clone();
+            match session.login.publish(&topic, &payload, publish.packet().retain) {
+                Verdict::Denied => Ok::<_, BrokerError>(crate::v5::denied(publish)),
+                Verdict::Consumed => Ok(publish.ack()),
+                Verdict::Route => {
+                    publish_routes.route(&topic, payload, qos_number(publish.packet().qos));
+                    Ok(publish.ack())
+                }
+            }
+        },
+    )
+    .protocol(
+        async move |session: &mqtt5::Session<Rc<Peer>>, message: mqtt5::ProtocolMessage| {
+            Ok::<_, BrokerError>(match message {
+                mqtt5::ProtocolMessage::Subscribe(mut subscribe) => {
+                    let granted = crate::v5::subscribe(&session.login, &mut subscribe);
+                    protocol_routes.subscribe(session, granted.into_iter().map(|(f, _)| f).collect());
+                    subscribe.ack()
+                }
+                mqtt5::ProtocolMessage::Unsubscribe(mut unsubscribe) => {
+                    for entry in unsubscribe.iter_mut() {
+                        protocol_routes.unsubscribe(session, entry.topic());
+                    }
+                    unsubscribe.ack()
+                }
+                other => other.ack(),
+            })
+        },
+    )
+    .control(
+        async move |session: &mqtt5::Session<Rc<Peer>>, control: Control<BrokerError>| {
+            if let Control::Stop(_) = &control {
+                control_routes.leave(session);
+            }
+            Ok::<_, BrokerError>(None)
+        },
+    )
+    .build(async move |connect: mqtt5::Connect| {
+        Ok::<_, BrokerError>(crate::v5::connect(&gate5, connect, |login, sink| {
+            Rc::new(Peer {
+                login,
+                sink: Sink::V5(sink),
+                filters: RefCell::new(Vec::new()),
+            })
+        }))
+    });
+    MqttServer::new().v3(v3).v5(v5)
 }

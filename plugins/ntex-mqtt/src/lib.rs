@@ -22,6 +22,7 @@
 pub mod broker;
 mod gate;
 mod outlet;
+pub mod tls;
 pub mod v3;
 pub mod v5;
 
@@ -29,7 +30,8 @@ pub use gate::{Delivery, Gate, Login, Verdict};
 pub use outlet::{Outlet, deliver};
 
 /// Decides the CONNECT of a v3 or v5 client with these fields, arriving on
-/// `io` (whose peer address feeds the failed-login limits).
+/// `io` (whose peer address feeds the failed-login limits, and whose client
+/// certificate, on a TLS listener, names the device).
 fn login(
     gate: &std::sync::Arc<Gate>,
     io: &ntex_io::IoBoxed,
@@ -41,10 +43,15 @@ fn login(
         .query::<ntex_io::types::PeerAddr>()
         .get()
         .map(|peer| peer.0.ip().to_string());
-    gate.login(&devicegate::engine::ConnectRequest::new(
+    let certificate = tls::peer_certificate(io);
+    let mut request = devicegate::engine::ConnectRequest::new(
         client_id.as_bytes(),
         username.map(|u| u.as_bytes().as_ref()),
         password.map(|p| p.as_ref()),
         address.as_deref(),
-    ))
+    );
+    if let Some(der) = &certificate {
+        request = request.with_tls(devicegate::engine::TlsIdentity::Certificate(der));
+    }
+    gate.login(&request)
 }

@@ -180,3 +180,153 @@ async fn a_device_cannot_take_over_another_devices_client_id() {
     let port = start(&db.url);
     client_ids_cannot_be_taken_over(port).await;
 }
+
+/// A free local port.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A CA, a server certificate for 127.0.0.1 and certificates for the test
+/// fleet's `dev_0001` and `dev_0003`, all from the `devicegate` CLI.
+fn pki(url: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).display().to_string();
+    devicegate_test_support::cli(url, &["ca", "init", "--dir", &path("ca")]);
+    devicegate_test_support::cli(
+        url,
+        &[
+            "ca",
+            "server-cert",
+            "--dir",
+            &path("ca"),
+            "--ip",
+            "127.0.0.1",
+            "--out",
+            &path("server"),
+        ],
+    );
+    for dk in ["dev_0001", "dev_0003"] {
+        devicegate_test_support::cli(
+            url,
+            &[
+                "device",
+                "cert",
+                "issue",
+                "Ab3dEf9h",
+                dk,
+                "--ca-dir",
+                &path("ca"),
+                "--out",
+                &path(dk),
+            ],
+        );
+    }
+    dir
+}
+
+/// Starts the broker with a plain and a TLS listener (client certificates
+/// from the devicegate CA required); returns (plain port, TLS port).
+async fn start_tls(url: &str, pki: &std::path::Path) -> (u16, u16) {
+    let config =
+        devicegate_ntex::tls::server_config(&pki.join("server.pem"), &pki.join("server.key"), &pki.join("ca/ca.pem"))
+            .unwrap();
+    let (plain, tls) = (free_port(), free_port());
+    let gate = Gate::new(ready_hooks(url));
+    gate.spawn_ticker(Duration::from_millis(100)).unwrap();
+    let listeners = broker::Listeners {
+        plain: Some(([127, 0, 0, 1], plain).into()),
+        tls: Some((([127, 0, 0, 1], tls).into(), config)),
+    };
+    std::thread::spawn(move || broker::serve_listeners(listeners, gate));
+    eventually("both listeners accept", || {
+        [plain, tls]
+            .iter()
+            .all(|p| std::net::TcpStream::connect(("127.0.0.1", *p)).is_ok())
+    })
+    .await;
+    (plain, tls)
+}
+
+/// rumqttc over TLS (rustls) with `dk`'s client certificate, no username.
+async fn certificate_client(
+    port: u16,
+    pki: &std::path::Path,
+    dk: &str,
+) -> Result<(rumqttc::AsyncClient, rumqttc::EventLoop), ConnectReturnCode> {
+    let mut options = rumqttc::MqttOptions::new(dk, "127.0.0.1", port);
+    options.set_keep_alive(Duration::from_secs(1));
+    options.set_transport(rumqttc::Transport::tls_with_config(rumqttc::TlsConfiguration::Simple {
+        ca: std::fs::read(pki.join("ca/ca.pem")).unwrap(),
+        alpn: None,
+        client_auth: Some((
+            std::fs::read(pki.join(format!("{dk}.pem"))).unwrap(),
+            std::fs::read(pki.join(format!("{dk}.key"))).unwrap(),
+        )),
+    }));
+    let (client, mut events) = rumqttc::AsyncClient::new(options, 16);
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), events.poll())
+            .await
+            .expect("CONNACK within 5 s")
+        {
+            Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(ack))) if ack.code == ConnectReturnCode::Success => {
+                return Ok((client, events));
+            }
+            Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(ack))) => return Err(ack.code),
+            Ok(_) => {}
+            Err(rumqttc::ConnectionError::ConnectionRefused(code)) => return Err(code),
+            Err(e) => panic!("TLS connection failed: {e}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_logs_in_over_tls_and_a_revoked_one_is_closed_and_refused() {
+    let db = db::sqlite();
+    seed(&db.url);
+    let pki = pki(&db.url);
+    let (_plain, tls) = start_tls(&db.url, pki.path()).await;
+    let (client, mut events) = certificate_client(tls, pki.path(), "dev_0001")
+        .await
+        .expect("a registered certificate logs its device in");
+    let own = "/sys/Ab3dEf9h/dev_0001/thing/measurepoint/post";
+    devicegate_test_support::mqtt::publish_acked(&client, &mut events, own, "{}").await;
+    let (_other, mut other_events) = certificate_client(tls, pki.path(), "dev_0003").await.unwrap();
+    eventually("online", || device_show(&db.url, "dev_0001")["online"] == true).await;
+    let start = std::time::Instant::now();
+    devicegate_test_support::cli(&db.url, &["device", "cert", "revoke", "Ab3dEf9h", "dev_0001"]);
+    assert!(closed(&mut events).await, "a revoked certificate's session is closed");
+    let elapsed = start.elapsed();
+    assert!(elapsed < Duration::from_secs(2), "closed after {elapsed:?}");
+    assert!(
+        devicegate_test_support::scenarios::stays_open(&mut other_events, Duration::from_secs(2)).await,
+        "another device's certificate session stays"
+    );
+    assert_eq!(
+        certificate_client(tls, pki.path(), "dev_0001").await.err(),
+        Some(ConnectReturnCode::BadUserNamePassword),
+        "a revoked certificate is refused although its chain is valid"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificate_devices_pass_the_shared_scenarios_over_tls() {
+    let db = db::sqlite();
+    seed(&db.url);
+    let pki = pki(&db.url);
+    let (plain, tls) = start_tls(&db.url, pki.path()).await;
+    let relay = devicegate_test_support::tls_relay::TlsRelay::certificate(
+        tls,
+        &pki.path().join("ca/ca.pem"),
+        &pki.path().join("dev_0001.pem"),
+        &pki.path().join("dev_0001.key"),
+    );
+    let device = DeviceLogin::tls(relay.port);
+    drop(own_topics_are_routed(plain, &device).await);
+    devicegate_test_support::scenarios::single_session(&db.url, &device).await;
+    disabling_kicks(&db.url, &device).await;
+}
