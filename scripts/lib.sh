@@ -82,6 +82,15 @@ ensure_mosquitto() {
 
 # Makes sure Erlang (erl, erlc and the NIF header) is installed, for the
 # VerneMQ shim's tests.
+# Python's paho-mqtt and the openssl command, for the TLS tests' real clients.
+ensure_tls_clients() {
+    command -v openssl >/dev/null || apt_install openssl || return 1
+    command -v python3 >/dev/null || apt_install python3 python3-pip || return 1
+    python3 -c 'import paho.mqtt' 2>/dev/null \
+        || python3 -m pip install --quiet 'paho-mqtt>=2,<3' \
+        || python3 -m pip install --quiet --break-system-packages 'paho-mqtt>=2,<3'
+}
+
 ensure_erlang() {
     local missing=()
     command -v erl >/dev/null && command -v erlc >/dev/null || missing+=(erlang-base)

@@ -209,6 +209,48 @@ async fn a_certificate_logs_a_device_in_and_a_valid_chain_alone_does_not() {
     assert!(!log.contains("PRIVATE KEY"), "no key in the log");
 }
 
+/// `tests/clients/paho_tls.py ARGS`: paho-mqtt as a device.
+pub fn paho(args: &[&str]) -> Output {
+    Command::new("python3")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/paho_tls.py"))
+        .args(args)
+        .output()
+        .expect("python3 with paho-mqtt 2 (scripts/test.sh installs it: pip install 'paho-mqtt>=2')")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paho_logs_in_with_a_client_certificate_and_no_username() {
+    let db = db::sqlite();
+    seed(&db.url);
+    let pki = Pki::new(&db.url);
+    let (_broker, tls_port) = cert_broker(&db.url, &pki);
+    let path = |name: &str| pki.path(name).display().to_string();
+    let port = tls_port.to_string();
+    let run = |dk: &str| {
+        paho(&[
+            "cert",
+            &port,
+            dk,
+            OWN,
+            &path("ca/ca.pem"),
+            &path(&format!("{dk}.pem")),
+            &path(&format!("{dk}.key")),
+        ])
+    };
+    let accepted = run("dev_0001");
+    assert!(
+        accepted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&accepted.stderr)
+    );
+    cli(&db.url, &["device", "cert", "revoke", "Ab3dEf9h", "dev_0003"]);
+    eventually("paho's revoked certificate is refused", || {
+        let refused = run("dev_0003");
+        refused.status.code() == Some(1) && String::from_utf8_lossy(&refused.stderr).contains("login refused")
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn certificate_devices_pass_the_shared_scenarios() {
     for db in [db::sqlite(), db::postgres().await] {

@@ -109,6 +109,19 @@ async fn a_psk_device_logs_in_without_a_username_and_bad_handshakes_are_refused(
         Duration::from_secs(5),
     );
 
+    // paho-mqtt where this Python has TLS-PSK (3.13+); otherwise mosquitto_pub
+    // above is the client (IDENTITIES.md §2 allows either).
+    let paho = Command::new("python3")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/paho_tls.py"))
+        .args(["psk", &psk_port.to_string(), "dev_0001", own, &identity, &key])
+        .output()
+        .expect("python3 with paho-mqtt 2 (scripts/test.sh installs it)");
+    match paho.status.code() {
+        Some(0) => eprintln!("paho-mqtt logged in with the PSK"),
+        Some(3) => eprintln!("paho-mqtt not tried: {}", String::from_utf8_lossy(&paho.stderr).trim()),
+        _ => panic!("paho-mqtt with the PSK: {}", String::from_utf8_lossy(&paho.stderr)),
+    }
+
     // A wrong key or an unknown identity fails the handshake itself.
     let wrong_key = "00".repeat(32);
     assert!(
