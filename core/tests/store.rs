@@ -382,8 +382,13 @@ async fn psk_credentials_are_created_loaded_and_revoked() {
             1
         );
         let listed = store.credentials("pk1", "dev1").await.unwrap();
-        assert_eq!(listed.len(), 2);
-        assert!(listed.iter().all(|c| c.revoked_at.is_some() && c.kind == "psk"));
+        assert_eq!(listed.len(), 3, "its secret and two PSKs: {listed:?}");
+        assert_eq!(
+            (listed[0].kind.as_str(), listed[0].identity.as_str()),
+            ("secret", "dev1&pk1")
+        );
+        assert!(listed[0].revoked_at.is_none());
+        assert!(listed[1..].iter().all(|c| c.revoked_at.is_some() && c.kind == "psk"));
         store.delete_device("pk1", "dev1").await.unwrap();
         assert!(
             store.credentials("pk1", "dev1").await.unwrap().is_empty(),
@@ -429,4 +434,61 @@ async fn a_certificate_registered_just_in_time_creates_its_device_once() {
                 .is_empty()
         );
     }
+}
+
+#[tokio::test]
+async fn the_credentials_migration_moves_existing_secrets() {
+    // A database as migrations 0001 and 0002 left it, with a device secret
+    // in `devices`, then every migration: the secret logs in from its new place.
+    let db = common::sqlite();
+    let path = db.url.trim_start_matches("sqlite://");
+    let old = sqlx::SqlitePool::connect(&format!("sqlite://{path}?mode=rwc"))
+        .await
+        .unwrap();
+    for sql in [
+        include_str!("../src/store/migrations/sqlite/0001_schema.sql"),
+        include_str!("../src/store/migrations/sqlite/0002_applied_writes.sql"),
+    ] {
+        sqlx::raw_sql(sql).execute(&old).await.unwrap();
+    }
+    sqlx::raw_sql(
+        "CREATE TABLE _sqlx_migrations (version BIGINT PRIMARY KEY, description TEXT NOT NULL, \
+         installed_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, success BOOLEAN NOT NULL, checksum BLOB NOT NULL, \
+         execution_time BIGINT NOT NULL);
+         INSERT INTO products (product_key, created_at) VALUES ('pk', 1);
+         INSERT INTO devices (product_key, device_key, device_secret, created_at) VALUES ('pk', 'old', 'OldSecret1', 1);
+         INSERT INTO devices (product_key, device_key, created_at) VALUES ('pk', 'none', 1);",
+    )
+    .execute(&old)
+    .await
+    .unwrap();
+    let migrator = sqlx::migrate!("src/store/migrations/sqlite");
+    for migration in migrator.iter().filter(|m| m.version <= 2) {
+        sqlx::query(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+             VALUES ($1, $2, 1, $3, 0)",
+        )
+        .bind(migration.version)
+        .bind(migration.description.as_ref())
+        .bind(migration.checksum.as_ref())
+        .execute(&old)
+        .await
+        .unwrap();
+    }
+    old.close().await;
+    let store = Store::connect(&db.url).await.unwrap();
+    assert_eq!(
+        store.device_secret("pk", "old").await.unwrap().as_deref(),
+        Some("OldSecret1")
+    );
+    assert_eq!(store.device_secret("pk", "none").await.unwrap(), None);
+    let record = store.device_record("old&pk").await.unwrap().unwrap();
+    assert_eq!(
+        record.secret.as_ref().map(|s| s.expose().to_vec()),
+        Some(b"OldSecret1".to_vec())
+    );
+    let info = store.device_info("pk", "old").await.unwrap();
+    assert!(info.has_secret);
+    assert_eq!(info.guid.as_deref().map(str::len), Some(36), "older rows get a GUID");
+    assert!(!store.device_info("pk", "none").await.unwrap().has_secret);
 }

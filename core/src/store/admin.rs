@@ -244,7 +244,9 @@ pub struct ProductStatus {
 }
 
 const DEVICE_INFO_COLUMNS: &str = "product_key, device_key, guid, enabled, activated_at, online, last_seen_at, last_address, \
-     gateway_product_key, gateway_device_key, device_secret IS NOT NULL AS has_secret, \
+     gateway_product_key, gateway_device_key, EXISTS (SELECT 1 FROM credentials c WHERE \
+     c.product_key = devices.product_key AND c.device_key = devices.device_key AND c.kind = 'secret' \
+     AND c.revoked_at IS NULL) AS has_secret, \
      pending_secret IS NOT NULL AS pending, created_at";
 
 fn device_info(row: &sqlx::any::AnyRow) -> Result<DeviceInfo, sqlx::Error> {
@@ -301,6 +303,24 @@ fn product_spec(row: &sqlx::any::AnyRow) -> Result<ProductSpec, sqlx::Error> {
             .collect(),
         auto_register_certs: rows::flag(row, "auto_register_certs")?,
     })
+}
+
+/// Makes `secret` the device's secret (its `secret` credential, kept under
+/// the identity `{dk}&{pk}`), replacing the one it had.
+pub(super) async fn set_secret(conn: &mut AnyConnection, pk: &str, dk: &str, secret: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO credentials (product_key, device_key, kind, identity, material, created_at) \
+         VALUES ($1, $2, 'secret', $3, $4, $5) ON CONFLICT (kind, identity) \
+         DO UPDATE SET material = excluded.material, created_at = excluded.created_at, revoked_at = NULL",
+    )
+    .bind(pk)
+    .bind(dk)
+    .bind(format!("{dk}&{pk}"))
+    .bind(secret)
+    .bind(to_i64(now_ms()))
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 async fn device_exists(conn: &mut AnyConnection, pk: &str, dk: &str) -> Result<bool, sqlx::Error> {
@@ -523,12 +543,11 @@ impl Store {
             .or_else(|| generated.clone())
             .filter(|_| !spec.no_secret);
         let done = sqlx::query(
-            "INSERT INTO devices (product_key, device_key, device_secret, gateway_product_key, gateway_device_key, \
-             created_at, guid) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (product_key, device_key) DO NOTHING",
+            "INSERT INTO devices (product_key, device_key, gateway_product_key, gateway_device_key, created_at, guid) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (product_key, device_key) DO NOTHING",
         )
         .bind(pk)
         .bind(dk)
-        .bind(secret)
         .bind(spec.gateway.as_ref().map(|g| g.0.clone()))
         .bind(spec.gateway.as_ref().map(|g| g.1.clone()))
         .bind(to_i64(now_ms()))
@@ -537,6 +556,9 @@ impl Store {
         .await?;
         if done.rows_affected() == 0 {
             return Ok(None);
+        }
+        if let Some(secret) = &secret {
+            set_secret(conn, pk, dk, secret).await?;
         }
         record_change(conn, "device", Some(pk), Some(dk), None, now_ms()).await?;
         Ok(Some(generated))
@@ -668,28 +690,28 @@ impl Store {
             }
             Some(_) => {
                 sqlx::query(
-                    "UPDATE devices SET device_secret = $1, pending_secret = NULL, registered_at = $2, \
-                     secret_version = secret_version + 1 WHERE product_key = $3 AND device_key = $4",
+                    "UPDATE devices SET pending_secret = NULL, registered_at = $1, \
+                     secret_version = secret_version + 1 WHERE product_key = $2 AND device_key = $3",
                 )
-                .bind(&secret)
                 .bind(now)
                 .bind(pk)
                 .bind(dk)
                 .execute(&mut *tx)
                 .await?;
+                set_secret(&mut tx, pk, dk, &secret).await?;
             }
             None => {
                 sqlx::query(
-                    "INSERT INTO devices (product_key, device_key, device_secret, registered_at, created_at, guid) \
-                     VALUES ($1, $2, $3, $4, $4, $5)",
+                    "INSERT INTO devices (product_key, device_key, registered_at, created_at, guid) \
+                     VALUES ($1, $2, $3, $3, $4)",
                 )
                 .bind(pk)
                 .bind(dk)
-                .bind(&secret)
                 .bind(now)
                 .bind(new_guid())
                 .execute(&mut *tx)
                 .await?;
+                set_secret(&mut tx, pk, dk, &secret).await?;
             }
         }
         record_change(&mut tx, "device", Some(pk), Some(dk), None, now_ms()).await?;
@@ -699,7 +721,11 @@ impl Store {
 
     /// The device secret, for `devicegate sign` against a database.
     pub async fn device_secret(&self, pk: &str, dk: &str) -> Result<Option<String>, StoreError> {
-        let row = sqlx::query("SELECT device_secret FROM devices WHERE product_key = $1 AND device_key = $2")
+        let sql = format!(
+            "SELECT {} FROM devices WHERE product_key = $1 AND device_key = $2",
+            rows::DEVICE_COLUMNS
+        );
+        let row = sqlx::query(&sql)
             .bind(pk)
             .bind(dk)
             .fetch_optional(&self.pool)

@@ -13,7 +13,7 @@
 //! so replaying twice writes once.
 
 use sha2::{Digest as _, Sha256};
-use sqlx::AnyConnection;
+use sqlx::{AnyConnection, Row};
 
 use super::{Store, StoreError};
 use crate::engine::{ConnectionId, IssueKind, StoreWrite};
@@ -112,9 +112,20 @@ async fn apply_one(conn: &mut AnyConnection, write: &StoreWrite, id: Option<&str
             let Some((pk, dk)) = keys(device) else {
                 return Ok(None);
             };
+            let pending = sqlx::query("SELECT pending_secret FROM devices WHERE product_key = $1 AND device_key = $2")
+                .bind(&pk)
+                .bind(&dk)
+                .fetch_optional(&mut *conn)
+                .await?
+                .map(|row| row.try_get::<Option<String>, _>("pending_secret"))
+                .transpose()?
+                .flatten();
+            if let Some(pending) = pending {
+                super::admin::set_secret(conn, &pk, &dk, &pending).await?;
+            }
             sqlx::query(
-                "UPDATE devices SET device_secret = COALESCE(pending_secret, device_secret), pending_secret = NULL, \
-                 activated_at = COALESCE(activated_at, $1) WHERE product_key = $2 AND device_key = $3",
+                "UPDATE devices SET pending_secret = NULL, activated_at = COALESCE(activated_at, $1) \
+                 WHERE product_key = $2 AND device_key = $3",
             )
             .bind(to_i64(*at_ms))
             .bind(&pk)

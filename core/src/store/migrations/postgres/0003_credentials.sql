@@ -13,7 +13,7 @@ CREATE TABLE credentials (
     id            BIGSERIAL PRIMARY KEY,
     product_key   TEXT NOT NULL,
     device_key    TEXT NOT NULL,
-    kind          TEXT NOT NULL CHECK (kind IN ('psk', 'certificate', 'access_key')),
+    kind          TEXT NOT NULL CHECK (kind IN ('secret', 'psk', 'certificate', 'access_key')),
     identity      TEXT NOT NULL,
     material      TEXT,
     not_after     BIGINT,
@@ -35,3 +35,10 @@ CREATE TABLE trusted_cas (
     created_at  BIGINT NOT NULL,
     PRIMARY KEY (scope, fingerprint)
 );
+
+-- Device secrets move here from `devices` (pending secrets and Aliyun
+-- tokens stay there: they belong to activation, not to a credential).
+INSERT INTO credentials (product_key, device_key, kind, identity, material, created_at)
+    SELECT product_key, device_key, 'secret', device_key || '&' || product_key, device_secret, created_at
+    FROM devices WHERE device_secret IS NOT NULL;
+ALTER TABLE devices DROP COLUMN device_secret;

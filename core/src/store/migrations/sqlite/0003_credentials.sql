@@ -17,15 +17,15 @@ CREATE UNIQUE INDEX products_by_guid ON products (guid);
 CREATE UNIQUE INDEX devices_by_guid ON devices (guid);
 
 -- One row per credential a device holds: what it presents (`identity`:
--- a PSK identity, a certificate's SHA-256 fingerprint in hex) and what a
--- broker needs to check it (`material`: the PSK key in hex; NULL where
--- the identity is the whole check). Revoked rows stay, for the audit, and
--- keep their identity taken.
+-- the device `{dk}&{pk}` for its secret, a PSK identity, a certificate's
+-- SHA-256 fingerprint in hex) and what a broker needs to check it
+-- (`material`: the secret, the PSK key in hex, the certificate's PEM).
+-- Revoked rows stay, for the audit, and keep their identity taken.
 CREATE TABLE credentials (
     id            INTEGER PRIMARY KEY AUTOINCREMENT,
     product_key   TEXT NOT NULL,
     device_key    TEXT NOT NULL,
-    kind          TEXT NOT NULL CHECK (kind IN ('psk', 'certificate', 'access_key')),
+    kind          TEXT NOT NULL CHECK (kind IN ('secret', 'psk', 'certificate', 'access_key')),
     identity      TEXT NOT NULL,
     material      TEXT,
     not_after     BIGINT,                               -- certificates: the end of validity
@@ -47,3 +47,10 @@ CREATE TABLE trusted_cas (
     created_at  BIGINT NOT NULL,
     PRIMARY KEY (scope, fingerprint)
 );
+
+-- Device secrets move here from `devices` (pending secrets and Aliyun
+-- tokens stay there: they belong to activation, not to a credential).
+INSERT INTO credentials (product_key, device_key, kind, identity, material, created_at)
+    SELECT product_key, device_key, 'secret', device_key || '&' || product_key, device_secret, created_at
+    FROM devices WHERE device_secret IS NOT NULL;
+ALTER TABLE devices DROP COLUMN device_secret;
