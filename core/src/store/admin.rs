@@ -344,7 +344,7 @@ impl Store {
             None
         };
         spec.validate()?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_transaction().await?;
         let exists = sqlx::query("SELECT COUNT(*) AS n FROM products WHERE product_key = $1")
             .bind(&spec.product_key)
             .fetch_one(&mut *tx)
@@ -421,7 +421,7 @@ impl Store {
             spec.auto_register_certs = v;
         }
         spec.validate()?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_transaction().await?;
         sqlx::query(
             "UPDATE products SET product_secret = $1, dialect = $2, sign_methods = $3, timestamp_window_secs = $4, \
              dynamic_activation = $5, free_client_id = $6, shared_subscriptions = $7, allow_retain = $8, \
@@ -450,7 +450,7 @@ impl Store {
 
     /// Deletes a product and its devices.
     pub async fn delete_product(&self, pk: &str) -> Result<u64, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_transaction().await?;
         let devices = sqlx::query("DELETE FROM devices WHERE product_key = $1")
             .bind(pk)
             .execute(&mut *tx)
@@ -566,7 +566,7 @@ impl Store {
 
     /// Creates a device; returns the generated secret, if one was generated.
     pub async fn create_device(&self, pk: &str, dk: &str, spec: DeviceSpec) -> Result<Option<String>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_transaction().await?;
         let product = self.require_product(&mut tx, pk).await?;
         let generated = self
             .insert_device(&mut tx, &product, dk, &spec)
@@ -584,7 +584,7 @@ impl Store {
         pk: &str,
         batch: &[ImportRow],
     ) -> Result<Vec<Result<Option<String>, String>>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_transaction().await?;
         let product = self.require_product(&mut tx, pk).await?;
         let mut results = Vec::with_capacity(batch.len());
         for row in batch {
@@ -633,7 +633,7 @@ impl Store {
     }
 
     async fn update_device(&self, pk: &str, dk: &str, sql: &str) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_transaction().await?;
         let done = sqlx::query(sql).bind(pk).bind(dk).execute(&mut *tx).await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::UnknownDevice(pk.to_owned(), dk.to_owned()));
@@ -676,7 +676,7 @@ impl Store {
     pub async fn register_device(&self, pk: &str, dk: &str) -> Result<String, StoreError> {
         check_key(KeyKind::Device, dk)?;
         let secret = new_secret()?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_transaction().await?;
         self.require_product(&mut tx, pk).await?;
         let row = sqlx::query("SELECT activated_at FROM devices WHERE product_key = $1 AND device_key = $2")
             .bind(pk)
@@ -753,7 +753,7 @@ impl Store {
         for rule in rules {
             TopicRule::parse_principal(rule).map_err(|e| StoreError::Invalid(e.to_string()))?;
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_transaction().await?;
         let done = sqlx::query(
             "INSERT INTO principals (name, password_hash, rules, created_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (name) DO NOTHING",
@@ -792,7 +792,7 @@ impl Store {
 
     /// Deletes a principal; its connections are thrown off.
     pub async fn delete_principal(&self, name: &str) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_transaction().await?;
         let done = sqlx::query("DELETE FROM principals WHERE name = $1")
             .bind(name)
             .execute(&mut *tx)

@@ -109,7 +109,7 @@ impl Store {
             None => generated_identity()?,
         };
         let key = hex::encode_upper(random::<PSK_KEY_LEN>()?);
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_transaction().await?;
         require_device(&mut tx, pk, dk).await?;
         let done = sqlx::query(
             "INSERT INTO credentials (product_key, device_key, kind, identity, material, created_at) \
@@ -146,7 +146,7 @@ impl Store {
         pem: &str,
         not_after_ms: u64,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_transaction().await?;
         require_device(&mut tx, pk, dk).await?;
         let done = sqlx::query(
             "INSERT INTO credentials (product_key, device_key, kind, identity, material, not_after, created_at) \
@@ -204,7 +204,7 @@ impl Store {
         identity: Option<&str>,
     ) -> Result<u64, StoreError> {
         let now = i64::try_from(now_ms()).unwrap_or(i64::MAX);
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_transaction().await?;
         require_device(&mut tx, pk, dk).await?;
         let done =
             match identity {

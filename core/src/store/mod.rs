@@ -153,6 +153,19 @@ fn unreachable(url: &str, cause: sqlx::Error) -> StoreError {
     }
 }
 
+impl Store {
+    /// A transaction that writes. SQLite takes the write lock at `BEGIN
+    /// IMMEDIATE`, waiting for the busy timeout like any write; a deferred
+    /// transaction that reads first and writes second would fail at once
+    /// with "database is locked" when a broker's writes came in between.
+    async fn write_transaction(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
+    }
+}
+
 /// A fresh GUID for a product or device row (IDENTITIES.md §1): a
 /// lower-case, hyphenated UUID v4.
 fn new_guid() -> String {

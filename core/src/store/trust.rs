@@ -38,7 +38,7 @@ impl Store {
     pub async fn trust_ca(&self, pk: Option<&str>, pem: &str) -> Result<String, StoreError> {
         let der = ca_der(pem)?;
         let fingerprint = Fingerprint::of(&der).as_str().to_owned();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_transaction().await?;
         let products: Vec<String> = match pk {
             Some(pk) => {
                 let found = sqlx::query("SELECT product_key FROM products WHERE product_key = $1")

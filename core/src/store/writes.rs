@@ -293,7 +293,11 @@ impl Store {
         // Failing to get a connection at all means the database is away,
         // whatever the driver's error says: retry later.
         let mut conn = self.pool.acquire().await.map_err(|source| self.unreachable(source))?;
-        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+        let mut tx = match self.backend {
+            // The write lock at BEGIN: a batch may read before it writes.
+            super::Backend::Sqlite => sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?,
+            super::Backend::Postgres => sqlx::Connection::begin(&mut *conn).await?,
+        };
         let mut changes = Vec::new();
         for (id, _, write) in batch {
             changes.extend(apply_one(&mut tx, write, *id).await?);

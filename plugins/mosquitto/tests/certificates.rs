@@ -9,7 +9,7 @@
 mod support;
 
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use devicegate_test_support as db;
@@ -144,22 +144,7 @@ async fn a_certificate_logs_a_device_in_and_a_valid_chain_alone_does_not() {
         ],
     );
     let (broker, tls_port) = cert_broker(&db.url, &pki);
-    let sub = Command::new("mosquitto_sub")
-        .args([
-            "-p",
-            &broker.port.to_string(),
-            "-i",
-            "backend-1",
-            "-u",
-            "backend",
-            "-P",
-            "backend-pw",
-        ])
-        .args(["-t", "/sys/+/+/thing/#", "-v", "-C", "1", "-W", "10"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("mosquitto_sub (apt-get install mosquitto-clients)");
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let sub = support::first_device_message(broker.port).await;
     let good = cert_pub(tls_port, &pki, "dev_0001", &[], OWN);
     assert!(good.status.success(), "{}", String::from_utf8_lossy(&good.stderr));
     let out = sub.wait_with_output().unwrap();

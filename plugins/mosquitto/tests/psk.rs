@@ -7,7 +7,7 @@
 
 mod support;
 
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use devicegate_test_support as db;
@@ -63,22 +63,7 @@ async fn a_psk_device_logs_in_without_a_username_and_bad_handshakes_are_refused(
     let (identity, key) = new_psk(&db.url, "dev_0001");
     let (broker, psk_port) = psk_broker(&db.url);
     let own = "/sys/Ab3dEf9h/dev_0001/thing/measurepoint/post";
-    let sub = Command::new("mosquitto_sub")
-        .args([
-            "-p",
-            &broker.port.to_string(),
-            "-i",
-            "backend-1",
-            "-u",
-            "backend",
-            "-P",
-            "backend-pw",
-        ])
-        .args(["-t", "/sys/+/+/thing/#", "-v", "-C", "1", "-W", "10"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("mosquitto_sub (apt-get install mosquitto-clients)");
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let sub = support::first_device_message(broker.port).await;
 
     // Another device's topic is not routed; its own is.
     let foreign = psk_pub(

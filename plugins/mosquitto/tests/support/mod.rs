@@ -206,3 +206,26 @@ pub fn unsafe_is_root() -> bool {
         .map(|o| o.stdout.starts_with(b"0"))
         .unwrap_or(false)
 }
+
+/// `mosquitto_sub` as the fleet's principal `backend` on the plain
+/// listener `port`, subscribed to every device's data: it prints the first
+/// message (`TOPIC PAYLOAD`) and exits, or gives up after 10 s.
+pub async fn first_device_message(port: u16) -> Child {
+    let sub = Command::new("mosquitto_sub")
+        .args([
+            "-p",
+            &port.to_string(),
+            "-i",
+            "backend-1",
+            "-u",
+            "backend",
+            "-P",
+            "backend-pw",
+        ])
+        .args(["-t", "/sys/+/+/thing/#", "-v", "-C", "1", "-W", "10"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("mosquitto_sub (apt-get install mosquitto-clients)");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    sub
+}
