@@ -55,7 +55,8 @@ pub enum Verdict {
 }
 
 impl Gate {
-    /// A gate over `hooks` (usually a [`devicegate::sync::Authenticator`]).
+    /// A gate over `hooks` (usually a `devicegate::sync::Authenticator`, of
+    /// the `store` feature; an `Engine` over a registry you fill needs none).
     /// Call [`Gate::spawn_ticker`] once so timers run without traffic.
     pub fn new(hooks: Arc<dyn Hooks>) -> Arc<Gate> {
         Arc::new(Gate {

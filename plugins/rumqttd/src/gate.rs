@@ -41,7 +41,8 @@ impl std::fmt::Debug for Gate {
 }
 
 impl Gate {
-    /// A gate over `hooks` (usually a [`devicegate::sync::Authenticator`]).
+    /// A gate over `hooks` (usually a `devicegate::sync::Authenticator`, of
+    /// the `store` feature; an `Engine` over a registry you fill needs none).
     pub fn new(hooks: Arc<dyn Hooks>) -> Arc<Gate> {
         Arc::new(Gate {
             hooks,
