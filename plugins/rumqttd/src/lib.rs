@@ -20,6 +20,12 @@
 //!   keep-alive PINGRESP); a kick closes the connection at its next packet
 //!   (at the latest its keep-alive PINGREQ). Messages the engine consumes
 //!   (activation replies) are still routed to their topic's subscribers.
+//! - **TLS identities**: rumqttd terminates TLS itself and gives the auth
+//!   handler the client id, username and password only, never the peer
+//!   certificate or a PSK identity, so no certificate or PSK login can be
+//!   offered here without faking the identity. Devices on rumqttd log in
+//!   with the signed triple (IDENTITIES.md §2–§3 need a broker that shows
+//!   the handshake: Mosquitto, the ntex-mqtt adapter, the C ABI).
 //!
 //! [`broker::serve`] runs a complete embedded broker wired this way.
 
