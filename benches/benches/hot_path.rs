@@ -81,12 +81,14 @@ fn registry() -> Arc<Registry> {
             identity: PSK_IDENTITY.into(),
             material: Secret::new(*b"3ACF33D72D32629BED85F383D7D8F82C48CD33819E0D114C3BC27439761920DB"),
             not_after_ms: None,
+            used: true,
         },
         Credential {
             kind: CredentialKind::Certificate,
             identity: Fingerprint::of(CERTIFICATE_DER).as_str().into(),
             material: Secret::new(Vec::new()),
             not_after_ms: Some(u64::MAX),
+            used: true,
         },
     ];
     registry.put_device("dev_0001&Ab3dEf9h", dev_0001);

@@ -320,6 +320,17 @@ pub enum StoreWrite {
         /// The end of its validity, ms since the UNIX epoch.
         not_after_ms: u64,
     },
+    /// A credential was used for the first time (its `first_used_at`).
+    CredentialUsed {
+        /// The device, `{dk}&{pk}`.
+        device: Box<str>,
+        /// The credential's kind: `secret`, `psk`, `certificate`.
+        kind: &'static str,
+        /// Its identity (the device key for its secret).
+        identity: Box<str>,
+        /// When.
+        at_ms: u64,
+    },
     /// An audit event.
     Event {
         /// When.

@@ -123,6 +123,9 @@ pub struct DeviceRecord {
     /// The device's live credentials besides its secret (PSKs, ...);
     /// revoked ones are not loaded.
     pub credentials: Vec<Credential>,
+    /// Whether a login has used the device's secret (its credential's
+    /// `first_used_at` is set).
+    pub secret_used: bool,
 }
 
 impl DeviceRecord {
@@ -181,6 +184,8 @@ pub struct Credential {
     pub material: Secret,
     /// The end of a certificate's validity, ms since the UNIX epoch.
     pub not_after_ms: Option<u64>,
+    /// Whether a login has used it (its `first_used_at` is set).
+    pub used: bool,
 }
 
 impl std::fmt::Debug for Credential {
@@ -190,6 +195,7 @@ impl std::fmt::Debug for Credential {
             .field("identity", &self.identity)
             .field("material", &"<redacted>")
             .field("not_after_ms", &self.not_after_ms)
+            .field("used", &self.used)
             .finish()
     }
 }
@@ -206,6 +212,7 @@ impl DeviceRecord {
             activated: false,
             secret_version: 1,
             credentials: Vec::new(),
+            secret_used: false,
         }
     }
 }

@@ -86,6 +86,12 @@ enum Record {
         address: Option<String>,
         reason: Option<String>,
     },
+    CredentialUsed {
+        device: String,
+        kind: String,
+        identity: String,
+        at_ms: u64,
+    },
     RegisterCertificate {
         product_key: String,
         device_key: String,
@@ -131,6 +137,17 @@ impl Record {
                 kind: issue_kind_name(*kind).to_owned(),
                 secret: secret.expose_str(),
                 connection: connection.0,
+            },
+            StoreWrite::CredentialUsed {
+                device,
+                kind,
+                identity,
+                at_ms,
+            } => Record::CredentialUsed {
+                device: device.to_string(),
+                kind: (*kind).to_owned(),
+                identity: identity.to_string(),
+                at_ms: *at_ms,
             },
             StoreWrite::RegisterCertificate {
                 product_key,
@@ -193,6 +210,22 @@ impl Record {
                 },
                 secret: Secret::new(secret.into_bytes()),
                 connection: ConnectionId(connection),
+            },
+            Record::CredentialUsed {
+                device,
+                kind,
+                identity,
+                at_ms,
+            } => StoreWrite::CredentialUsed {
+                device: device.into(),
+                kind: match kind.as_str() {
+                    "secret" => "secret",
+                    "psk" => "psk",
+                    "certificate" => "certificate",
+                    _ => return None,
+                },
+                identity: identity.into(),
+                at_ms,
             },
             Record::RegisterCertificate {
                 product_key,

@@ -354,6 +354,26 @@ async fn psk_credentials_are_created_loaded_and_revoked() {
         let dev1 = loaded.iter().find(|(k, _)| k == "dev1&pk1").unwrap();
         assert_eq!(dev1.1.credentials, record.credentials);
 
+        store
+            .apply_writes(vec![StoreWrite::CredentialUsed {
+                device: "dev1&pk1".into(),
+                kind: "psk",
+                identity: "dev1-psk".into(),
+                at_ms: 1_796_000_000_000,
+            }])
+            .await
+            .unwrap();
+        let listed = store.credentials("pk1", "dev1").await.unwrap();
+        let used: Vec<_> = listed.iter().map(|c| (c.identity.as_str(), c.first_used_at)).collect();
+        assert!(used.contains(&("dev1-psk", Some(1_796_000_000_000))), "{used:?}");
+        assert!(used.contains(&(generated.identity.as_str(), None)), "{used:?}");
+        let reloaded = store.device_record("dev1&pk1").await.unwrap().unwrap();
+        assert!(
+            reloaded
+                .credentials
+                .iter()
+                .any(|c| &*c.identity == "dev1-psk" && c.used)
+        );
         let before = store.latest_change().await.unwrap();
         assert_eq!(
             store

@@ -75,9 +75,10 @@ pub async fn run(out: &Output, store: &Store, command: DeviceCommand) -> anyhow:
             let credentials = store.credentials(&product_key, &device_key).await?;
             let mut lines = fields(&d);
             lines.extend(credentials.iter().map(|c| {
-                let state = match c.revoked_at {
-                    Some(t) => format!("revoked {}", time(i64::try_from(t).ok())),
-                    None => "live".to_owned(),
+                let state = match (c.revoked_at, c.first_used_at) {
+                    (Some(t), _) => format!("revoked {}", time(i64::try_from(t).ok())),
+                    (None, Some(t)) => format!("live, first used {}", time(i64::try_from(t).ok())),
+                    (None, None) => "live, never used".to_owned(),
                 };
                 ("credential", format!("{} {} ({state})", c.kind, c.identity))
             }));

@@ -15,7 +15,7 @@ use crate::decision::Refusal;
 use crate::lifecycle::{Activation, Communication, DeviceState, Operational, Verdict};
 use crate::principal::{Verification, dummy_principal};
 use crate::registry::{CredentialKind, DeviceRecord, Product, identity_of};
-use crate::verify::{self, Found, Grant, SessionKind};
+use crate::verify::{self, Found, Grant, SessionKind, Via};
 
 /// Who a CONNECT claims to be, once parsed. Lives on the stack for one
 /// login: boxing the large variant would allocate on the hot path.
@@ -353,6 +353,7 @@ impl Engine {
         let client_id: Box<str> = String::from_utf8_lossy(request.client_id).into();
         self.supersede(&e.key, now_ms);
         self.carry_out(activation, &e.key, now_ms);
+        self.note_first_use(&e.key, &e.via, now_ms);
         self.client_ids.insert(client_id.clone(), connection);
         let serial = self.next_serial();
         let (session, restricted, issue) = match e.session {
@@ -433,6 +434,37 @@ impl Engine {
             OnAccept::Nothing => {}
             OnAccept::Activate => self.mark_activated(key, now_ms),
             OnAccept::ConfirmPending => self.confirm_pending_secret(key, now_ms),
+        }
+    }
+
+    /// Records the first login with a credential (`first_used_at`), once:
+    /// the registry remembers it, so later logins write nothing.
+    fn note_first_use(&self, key: &str, via: &Via, now_ms: u64) {
+        let mut first = None;
+        self.registry.update_device(key, |record| match via {
+            Via::Secret if !record.secret_used && record.secret.is_some() => {
+                record.secret_used = true;
+                first = Some(("secret", key.into()));
+            }
+            Via::Credential(kind, identity) => {
+                if let Some(credential) = record
+                    .credentials
+                    .iter_mut()
+                    .find(|c| c.kind == *kind && c.identity == *identity && !c.used)
+                {
+                    credential.used = true;
+                    first = Some((kind.name(), identity.clone()));
+                }
+            }
+            Via::Secret => {}
+        });
+        if let Some((kind, identity)) = first {
+            self.push_write(StoreWrite::CredentialUsed {
+                device: key.into(),
+                kind,
+                identity,
+                at_ms: now_ms,
+            });
         }
     }
 

@@ -943,6 +943,7 @@ fn with_psk(w: &World) {
         identity: PSK_ID.into(),
         material: Secret::new(PSK_KEY.as_bytes()),
         not_after_ms: None,
+        used: false,
     });
     w.engine.apply_device_change("dev_0001&Ab3dEf9h", Some(record), NOW);
 }
@@ -1009,6 +1010,28 @@ fn a_psk_login_binds_the_connection_to_its_device() {
 }
 
 #[test]
+fn the_first_login_with_a_credential_is_written_once() {
+    let w = World::new();
+    with_psk(&w);
+    w.writes();
+    let used = |w: &World| {
+        w.writes()
+            .into_iter()
+            .filter_map(|write| match write {
+                StoreWrite::CredentialUsed { kind, identity, .. } => Some((kind, identity.to_string())),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(psk_connect(&w, 1, PSK_ID, None), ConnectDecision::Accept);
+    assert_eq!(used(&w), vec![("psk", PSK_ID.to_owned())]);
+    assert_eq!(psk_connect(&w, 2, PSK_ID, None), ConnectDecision::Accept);
+    assert!(used(&w).is_empty(), "the second login writes no first use");
+    assert_eq!(w.connect(3, E3_ID, "dev_0001&Ab3dEf9h", E3_PW), ConnectDecision::Accept);
+    assert_eq!(used(&w), vec![("secret", "dev_0001&Ab3dEf9h".to_owned())]);
+}
+
+#[test]
 fn revoking_a_psk_kicks_its_session_and_nothing_else() {
     let w = World::new();
     with_psk(&w);
@@ -1062,6 +1085,7 @@ fn with_certificate(w: &World, not_after: u64) {
         identity: crate::credentials::Fingerprint::of(CERT_DER).as_str().into(),
         material: Secret::new(Vec::new()),
         not_after_ms: Some(not_after),
+        used: false,
     });
     w.engine.apply_device_change("dev_0001&Ab3dEf9h", Some(record), NOW);
 }

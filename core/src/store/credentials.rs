@@ -27,6 +27,8 @@ pub struct CredentialInfo {
     pub identity: String,
     /// When it was created, ms since the epoch.
     pub created_at: u64,
+    /// When a login first used it, if one did.
+    pub first_used_at: Option<u64>,
     /// When it was revoked, if it was.
     pub revoked_at: Option<u64>,
 }
@@ -247,8 +249,8 @@ impl Store {
     /// The device's credentials, live and revoked, oldest first.
     pub async fn credentials(&self, pk: &str, dk: &str) -> Result<Vec<CredentialInfo>, StoreError> {
         let rows = sqlx::query(
-            "SELECT kind, identity, created_at, revoked_at FROM credentials WHERE product_key = $1 AND device_key = $2 \
-             ORDER BY id",
+            "SELECT kind, identity, created_at, first_used_at, revoked_at FROM credentials \
+             WHERE product_key = $1 AND device_key = $2 ORDER BY id",
         )
         .bind(pk)
         .bind(dk)
@@ -261,6 +263,7 @@ impl Store {
                     kind: row.try_get("kind")?,
                     identity: row.try_get("identity")?,
                     created_at: millis(row.try_get("created_at")?),
+                    first_used_at: row.try_get::<Option<i64>, _>("first_used_at")?.map(millis),
                     revoked_at: row.try_get::<Option<i64>, _>("revoked_at")?.map(millis),
                 })
             })

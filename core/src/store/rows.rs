@@ -20,6 +20,8 @@ pub(super) const PRODUCT_COLUMNS: &str = "product_key, product_secret, dialect, 
 pub(super) const DEVICE_COLUMNS: &str = "product_key, device_key, \
      (SELECT c.material FROM credentials c WHERE c.product_key = devices.product_key \
       AND c.device_key = devices.device_key AND c.kind = 'secret' AND c.revoked_at IS NULL) AS device_secret, \
+     (SELECT c.first_used_at FROM credentials c WHERE c.product_key = devices.product_key \
+      AND c.device_key = devices.device_key AND c.kind = 'secret' AND c.revoked_at IS NULL) AS secret_first_used_at, \
      pending_secret, token_hash, gateway_product_key, gateway_device_key, enabled, activated_at, secret_version";
 
 pub(super) fn flag(row: &AnyRow, column: &str) -> Result<bool, sqlx::Error> {
@@ -105,14 +107,15 @@ pub(super) fn device(row: &AnyRow) -> Result<(String, DeviceRecord), sqlx::Error
         activated: row.try_get::<Option<i64>, _>("activated_at")?.is_some(),
         secret_version: u32::try_from(row.try_get::<i64, _>("secret_version")?).unwrap_or(0),
         credentials: Vec::new(),
+        secret_used: row.try_get::<Option<i64>, _>("secret_first_used_at")?.is_some(),
     };
     Ok((format!("{dk}&{pk}"), record))
 }
 
 /// The live-credential columns [`credential`] reads. A certificate's PEM
 /// stays in the database: the fingerprint is the whole check at login.
-pub(super) const CREDENTIAL_COLUMNS: &str =
-    "product_key, device_key, kind, identity, CASE WHEN kind = 'psk' THEN material END AS material, not_after";
+pub(super) const CREDENTIAL_COLUMNS: &str = "product_key, device_key, kind, identity, CASE WHEN kind = 'psk' THEN material END AS material, not_after, \
+     first_used_at";
 
 /// `({dk}&{pk}, credential)` of a credential row, or `None` for a kind this
 /// version does not use at login.
@@ -134,6 +137,7 @@ pub(super) fn credential(row: &AnyRow) -> Result<Option<(String, Credential)>, s
             not_after_ms: row
                 .try_get::<Option<i64>, _>("not_after")?
                 .map(|t| u64::try_from(t).unwrap_or(0)),
+            used: row.try_get::<Option<i64>, _>("first_used_at")?.is_some(),
         },
     )))
 }

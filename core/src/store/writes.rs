@@ -214,6 +214,27 @@ async fn apply_one(conn: &mut AnyConnection, write: &StoreWrite, id: Option<&str
             // the feed like any broker, so its next login finds it.
             record_change(conn, "device", Some(product_key), Some(device_key), None, now).await?;
         }
+        StoreWrite::CredentialUsed {
+            device,
+            kind,
+            identity,
+            at_ms,
+        } => {
+            let Some((pk, dk)) = keys(device) else {
+                return Ok(None);
+            };
+            sqlx::query(
+                "UPDATE credentials SET first_used_at = COALESCE(first_used_at, $1) \
+                 WHERE product_key = $2 AND device_key = $3 AND kind = $4 AND identity = $5",
+            )
+            .bind(to_i64(*at_ms))
+            .bind(pk)
+            .bind(dk)
+            .bind(*kind)
+            .bind(identity.as_ref())
+            .execute(conn)
+            .await?;
+        }
         StoreWrite::Event {
             at_ms,
             kind,
@@ -260,6 +281,7 @@ fn describe(write: &StoreWrite) -> String {
             fingerprint,
             ..
         } => format!("certificate {fingerprint} registered just in time for {device_key}&{product_key}"),
+        StoreWrite::CredentialUsed { device, kind, .. } => format!("first use of a {kind} of {device}"),
         StoreWrite::Event { kind, subject, .. } => {
             format!("event {kind} for {}", subject.as_deref().unwrap_or("-"))
         }
