@@ -405,4 +405,10 @@ pub struct SignArgs {
     /// 2: login with the device secret; 3: EnOS dynamic activation with the product secret.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(2..=3))]
     pub secure_mode: u8,
+    /// The broker's host, for the printed mosquitto_pub command.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// The broker's port, for the printed mosquitto_pub command.
+    #[arg(long, default_value_t = 1883)]
+    pub port: u16,
 }

@@ -65,5 +65,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Sign(_) => Ok(()),
     };
     store.close().await;
-    result
+    result.map_err(|e| name_the_database(e, &cli.database_url))
+}
+
+/// "Does not exist" errors say which database was looked in: the usual
+/// cause is a command run against another database than the broker's.
+fn name_the_database(error: anyhow::Error, url: &str) -> anyhow::Error {
+    let missing = matches!(
+        error.downcast_ref::<StoreError>(),
+        Some(StoreError::UnknownProduct(_) | StoreError::UnknownDevice(..) | StoreError::UnknownPrincipal(_))
+    );
+    if missing {
+        anyhow::anyhow!(
+            "{error} in the database {} (set --database-url or DEVICEGATE_DATABASE_URL to the broker's)",
+            devicegate::store::redact_url(url)
+        )
+    } else {
+        error
+    }
 }

@@ -303,7 +303,11 @@ async fn tls_credentials_refuse_bad_input_with_a_reason_and_keep_keys_private() 
             1,
             "is taken",
         );
-        cli.fails(&["device", "psk", "Ab3dEf9h", "nope"], 1, "does not exist");
+        cli.fails(
+            &["device", "psk", "Ab3dEf9h", "nope"],
+            1,
+            "does not exist in the database",
+        );
         cli.json(&["device", "psk", "revoke", "Ab3dEf9h", "dev_0001", "-starts-with-dash"]);
         cli.fails(
             &["device", "psk", "revoke", "Ab3dEf9h", "dev_0001"],

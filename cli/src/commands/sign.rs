@@ -37,7 +37,8 @@ pub fn run(out: &Output, args: &SignArgs) -> anyhow::Result<()> {
         json!({"client_id": client_id, "username": username, "password": password}),
         &format!(
             "client id: {client_id}\nusername:  {username}\npassword:  {password}\n\n\
-             mosquitto_pub -V mqttv311 -i '{client_id}' -u '{username}' -P '{password}' -t '{topic}' -m '{{}}'"
+             mosquitto_pub -h '{}' -p {} -V mqttv311 -i '{client_id}' -u '{username}' -P '{password}' -t '{topic}' -m '{{}}'",
+            args.host, args.port
         ),
     );
     Ok(())
@@ -56,6 +57,8 @@ mod tests {
             method: method.into(),
             timestamp: Some(ts.into()),
             secure_mode,
+            host: "127.0.0.1".into(),
+            port: 1883,
         }
     }
 

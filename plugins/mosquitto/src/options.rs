@@ -23,6 +23,39 @@ pub struct Options {
     pub stats_interval_secs: u64,
 }
 
+/// The known option closest to `key` by edit distance, if it is close
+/// enough to be a typo (at most a third of its length apart).
+fn nearest(key: &str) -> Option<&'static str> {
+    KNOWN
+        .iter()
+        .map(|known| (edit_distance(key, known), *known))
+        .filter(|(distance, known)| *distance <= known.len().div_ceil(3))
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, known)| known)
+}
+
+/// Levenshtein distance between two option names (short ASCII strings).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b = b.as_bytes();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.bytes().enumerate() {
+        let mut diagonal = row.first().copied().unwrap_or(0);
+        if let Some(first) = row.first_mut() {
+            *first = i + 1;
+        }
+        for (j, cb) in b.iter().enumerate() {
+            let above = row.get(j + 1).copied().unwrap_or(usize::MAX);
+            let left = row.get(j).copied().unwrap_or(usize::MAX);
+            let next = (diagonal + usize::from(ca != *cb)).min(above + 1).min(left + 1);
+            diagonal = above;
+            if let Some(cell) = row.get_mut(j + 1) {
+                *cell = next;
+            }
+        }
+    }
+    row.last().copied().unwrap_or(0)
+}
+
 /// Every option name, for the error message of an unknown one.
 const KNOWN: &[&str] = &[
     "database_url",
@@ -89,7 +122,13 @@ impl Options {
                         Some(value.trim().into()).filter(|d: &std::path::PathBuf| !d.as_os_str().is_empty())
                 }
                 _ => {
-                    return Err(format!("unknown option plugin_opt_{key} (known: {})", KNOWN.join(", ")));
+                    return Err(match nearest(key) {
+                        Some(near) => format!(
+                            "unknown option plugin_opt_{key}: did you mean plugin_opt_{near}? (known: {})",
+                            KNOWN.join(", ")
+                        ),
+                        None => format!("unknown option plugin_opt_{key} (known: {})", KNOWN.join(", ")),
+                    });
                 }
             }
         }
@@ -142,6 +181,14 @@ mod tests {
         assert_eq!(o.sync.poll_interval, Duration::from_millis(250));
         let err = Options::parse([("database_url", "x"), ("databse_url", "y")]).unwrap_err();
         assert!(err.contains("plugin_opt_databse_url"), "{err}");
+        assert!(err.contains("did you mean plugin_opt_database_url?"), "{err}");
+        let far = Options::parse([("database_url", "sqlite://x.db"), ("colour", "blue")]).unwrap_err();
+        assert!(!far.contains("did you mean"), "{far}");
+        let near = Options::parse([("database_url", "sqlite://x.db"), ("failed_logins_per_devices", "3")]).unwrap_err();
+        assert!(
+            near.contains("did you mean plugin_opt_failed_logins_per_device?"),
+            "{near}"
+        );
         assert!(
             Options::parse([("database_url", "x"), ("failed_logins_per_device", "many")])
                 .unwrap_err()

@@ -741,3 +741,32 @@ async fn a_gateway_logs_in_a_batch_and_loses_it_on_disconnect() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_devicegate_sign_prints_works_as_printed() {
+    let db = db::sqlite();
+    seed(&db.url);
+    let broker = Broker::start(&db.url);
+    let out = Command::new(devicegate_test_support::cli_binary())
+        .args([
+            "sign",
+            "Ab3dEf9h",
+            "dev_0001",
+            "S3cretDevice0001",
+            "--port",
+            &broker.port.to_string(),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let printed = String::from_utf8(out.stdout).unwrap();
+    let command = printed.lines().last().unwrap();
+    assert!(command.starts_with("mosquitto_pub -h '127.0.0.1' -p "), "{command}");
+    let ran = Command::new("sh").args(["-c", command]).output().unwrap();
+    assert!(
+        ran.status.success(),
+        "{command}: {}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    broker.wait_for_log("as dev_0001|securemode=2", Duration::from_secs(5));
+}
