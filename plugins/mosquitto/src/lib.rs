@@ -157,6 +157,9 @@ pub unsafe extern "C" fn mosquitto_plugin_init(
         if unsafe { ffi::loaded_per_listener(identifier) } {
             return init_failed(PER_LISTENER_REFUSED);
         }
+        if let Some(missing) = missing_sqlite_file(&options) {
+            return init_failed(&missing);
+        }
         log::install(options.log_level);
         stats::enable(options.stats_interval_secs);
         let auth = match Authenticator::start(options.engine.clone(), options.sync.clone(), &options.database_url) {
@@ -234,6 +237,24 @@ const PER_LISTENER_REFUSED: &str = "per_listener_settings true is not supported:
      connected until other traffic happened to come, and each listener would keep its own sessions apart. \
      Set `per_listener_settings false` and load the plugin once, before the first listener; it then serves \
      every listener.";
+
+/// Why the plugin must not start on a SQLite file that does not exist
+/// (unless `plugin_opt_create_database true`): a mistyped path would
+/// otherwise start an empty fleet that refuses every device.
+fn missing_sqlite_file(options: &Options) -> Option<String> {
+    let (file, _) = devicegate::store::sqlite_files(&options.database_url)?;
+    if options.create_database || file.exists() {
+        return None;
+    }
+    let shown = std::path::absolute(&file).unwrap_or(file);
+    Some(format!(
+        "the SQLite database {} does not exist: check plugin_opt_database_url, create it with \
+         `devicegate --database-url sqlite://{} status` and `chown mosquitto` it, or set \
+         plugin_opt_create_database true to start with an empty one",
+        shown.display(),
+        shown.display()
+    ))
+}
 
 fn init_failed(message: &str) -> c_int {
     log::queue(ffi::MOSQ_LOG_ERR, format!("devicegate: {message}"));

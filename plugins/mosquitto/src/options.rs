@@ -12,6 +12,10 @@ use tracing::Level;
 pub struct Options {
     /// `plugin_opt_database_url` (required).
     pub database_url: String,
+    /// `plugin_opt_create_database`: whether a missing SQLite file may be
+    /// created (default false: a mistyped path must not start an empty
+    /// fleet).
+    pub create_database: bool,
     /// `plugin_opt_log_level`: error, warn, info (default) or debug.
     pub log_level: Level,
     /// Engine limits.
@@ -59,6 +63,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
 /// Every option name, for the error message of an unknown one.
 const KNOWN: &[&str] = &[
     "database_url",
+    "create_database",
     "log_level",
     "refresh_interval_ms",
     "reconcile_interval_secs",
@@ -81,6 +86,7 @@ impl Options {
     /// Parses `(key, value)` pairs as the broker hands them over.
     pub fn parse<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Self, String> {
         let mut database_url = None;
+        let mut create_database = false;
         let mut log_level = Level::INFO;
         let mut engine = EngineConfig::default();
         // Mosquitto loads plugins as root and drops privileges afterwards:
@@ -117,6 +123,13 @@ impl Options {
                 "failed_logins_device_ceiling" => engine.failed_logins_device_ceiling = number(key, value)?,
                 "failure_window_secs" => engine.failure_window_ms = number::<u64>(key, value)?.max(1) * 1000,
                 "stats_interval_secs" => stats_interval_secs = number(key, value)?,
+                "create_database" => {
+                    create_database = match value.trim() {
+                        "true" => true,
+                        "false" => false,
+                        _ => return Err(format!("plugin_opt_create_database: `{value}` is not true or false")),
+                    }
+                }
                 "spool_dir" => {
                     sync.spool_dir =
                         Some(value.trim().into()).filter(|d: &std::path::PathBuf| !d.as_os_str().is_empty())
@@ -137,6 +150,7 @@ impl Options {
             .ok_or("plugin_opt_database_url is required, e.g. sqlite:///var/lib/mosquitto/devicegate.db")?;
         Ok(Options {
             database_url,
+            create_database,
             log_level,
             engine,
             sync,

@@ -624,6 +624,7 @@ async fn a_misspelled_option_stops_the_broker_with_one_clear_line() {
     assert!(!status.success(), "the broker must not start with a bad option");
     let log = broker.log();
     assert!(log.contains("unknown option plugin_opt_refresh_intervall_ms"), "{log}");
+    assert!(log.contains("did you mean plugin_opt_refresh_interval_ms?"), "{log}");
     let mut broker = Broker::spawn(&db.url, "plugin_opt_failed_logins_per_device many");
     assert!(!broker.exit_status().success());
     assert!(
@@ -769,4 +770,26 @@ async fn the_command_devicegate_sign_prints_works_as_printed() {
         String::from_utf8_lossy(&ran.stderr)
     );
     broker.wait_for_log("as dev_0001|securemode=2", Duration::from_secs(5));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sqlite_file_that_does_not_exist_stops_the_broker_unless_creation_is_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("typo.db");
+    let url = format!("sqlite://{}", file.display());
+    let mut broker = Broker::spawn(&url, "");
+    assert!(
+        !broker.exit_status().success(),
+        "a missing database file stops the broker"
+    );
+    let log = broker.log();
+    assert!(
+        log.contains(&format!("the SQLite database {} does not exist", file.display())),
+        "{log}"
+    );
+    assert!(log.contains("plugin_opt_create_database true"), "{log}");
+    assert!(!file.exists(), "no empty database is created");
+    let broker = Broker::spawn(&url, "plugin_opt_create_database true");
+    broker.wait_for_log("registry loaded", Duration::from_secs(15));
+    assert!(file.exists(), "created when asked");
 }
