@@ -163,7 +163,7 @@ async fn import_reports_rows_by_line() {
         let file = dir.path().join("devices.csv");
         std::fs::write(
             &file,
-            "device_key,secret,gateway\nd1,s1,\nd 2,,\nd3,,pk/gw\nd1,,\nd4,,pk\n",
+            "device_key,secret,gateway\nd1,s1,\nd 2,,\nd3,,pk/gw\nd1,,\nd4,,pk\nd5,s5\n",
         )
         .unwrap();
         let out = cli.run(&["device", "import", "pk", file.to_str().unwrap()]);
@@ -179,6 +179,13 @@ async fn import_reports_rows_by_line() {
         );
         assert!(
             stderr.contains("devices.csv:6:") && stderr.contains("PRODUCT_KEY/DEVICE_KEY"),
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains(
+                "devices.csv:7: the row has 2 fields, the header 3; under the header \
+                             `device_key,secret,gateway` a good row is `dev_0001,S3cretDevice0001,GWPK/GWDK`"
+            ),
             "{stderr}"
         );
         assert!(stderr.contains("imported 2 devices"), "{stderr}");

@@ -55,7 +55,7 @@ fn read(file: &Path) -> anyhow::Result<(Vec<ImportRow>, Vec<Refused>)> {
                 let line = e.position().map_or(0, |p| p.line());
                 refused.push(Refused {
                     line,
-                    reason: e.to_string(),
+                    reason: explain(&e, &headers),
                 });
                 continue;
             }
@@ -69,7 +69,7 @@ fn read(file: &Path) -> anyhow::Result<(Vec<ImportRow>, Vec<Refused>)> {
         let Some(device_key) = field(Some(dk_col)) else {
             refused.push(Refused {
                 line,
-                reason: "empty device_key".to_owned(),
+                reason: format!("empty device_key; {}", good_row(&headers)),
             });
             continue;
         };
@@ -91,6 +91,36 @@ fn read(file: &Path) -> anyhow::Result<(Vec<ImportRow>, Vec<Refused>)> {
         });
     }
     Ok((rows, refused))
+}
+
+/// What a good row under `headers` looks like, for messages.
+fn good_row(headers: &csv::StringRecord) -> String {
+    let example: Vec<&str> = headers
+        .iter()
+        .map(|h| match h.to_ascii_lowercase().as_str() {
+            "device_key" => "dev_0001",
+            "secret" => "S3cretDevice0001",
+            _ => "GWPK/GWDK",
+        })
+        .collect();
+    format!(
+        "under the header `{}` a good row is `{}` (leave a field empty to leave it out: a secret is then generated)",
+        headers.iter().collect::<Vec<_>>().join(","),
+        example.join(",")
+    )
+}
+
+/// A CSV error in the operator's terms: the row, the header, a good row.
+fn explain(error: &csv::Error, headers: &csv::StringRecord) -> String {
+    match error.kind() {
+        csv::ErrorKind::UnequalLengths { len, .. } => format!(
+            "the row has {len} fields, the header {}; {}",
+            headers.len(),
+            good_row(headers)
+        ),
+        csv::ErrorKind::Utf8 { .. } => format!("the row is not valid UTF-8; {}", good_row(headers)),
+        _ => format!("{error}; {}", good_row(headers)),
+    }
 }
 
 pub async fn run(out: &Output, store: &Store, pk: &str, file: &Path, batch_size: usize) -> anyhow::Result<()> {
