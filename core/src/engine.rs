@@ -21,6 +21,7 @@
 mod access;
 mod activation;
 mod connection;
+mod denials;
 mod gateway;
 mod login;
 mod presence;

@@ -2,6 +2,7 @@
 //! §7): the session's rules, then the families of logged-in sub-devices.
 
 use super::connection::{Connection, GatewayState, MAX_TRACKED_SUBSCRIPTIONS, Subject};
+use super::denials::DenialReason;
 use super::{ConnectionId, Engine};
 use crate::acl::{Rights, strip_shared};
 use crate::decision::AccessDecision;
@@ -20,9 +21,13 @@ impl Engine {
                 return AccessDecision::Defer;
             };
             if retain && !retain_allowed(&conn) {
+                conn.log_denial("publish", topic, DenialReason::RetainNotAllowed, now_ms);
                 return AccessDecision::Deny;
             }
             let allowed = allows_topic(&conn, Rights::PUBLISH, topic);
+            if !allowed {
+                conn.log_denial("publish", topic, DenialReason::OutsideFamilies, now_ms);
+            }
             (AccessDecision::from_bool(allowed), allowed && conn.touch(now_ms))
         };
         if was_idle {
@@ -43,7 +48,11 @@ impl Engine {
             let Some(conn) = self.connections.get(&connection) else {
                 return AccessDecision::Defer;
             };
-            let allowed = allows_filter(&conn, filter);
+            let verdict = allows_filter(&conn, filter);
+            if let Err(reason) = verdict {
+                conn.log_denial("subscribe", filter, reason, now_ms);
+            }
+            let allowed = verdict.is_ok();
             (AccessDecision::from_bool(allowed), allowed && conn.touch(now_ms))
         };
         if was_idle {
@@ -95,20 +104,26 @@ pub(super) fn allows_topic(conn: &Connection, right: Rights, topic: &str) -> boo
     }
 }
 
-fn allows_filter(conn: &Connection, raw: &str) -> bool {
+/// Whether `conn` may subscribe with `raw`, or the rule that refuses it.
+fn allows_filter(conn: &Connection, raw: &str) -> Result<(), DenialReason> {
     let (filter, shared) = match strip_shared(raw) {
         Some(Ok(inner)) => (inner, true),
-        Some(Err(())) => return false,
+        Some(Err(())) => return Err(DenialReason::MalformedShared),
         None => (raw, false),
     };
-    match &conn.subject {
+    let allowed = match &conn.subject {
         Subject::Principal(p) => p.rules.principal_allows_filter(filter),
         Subject::Device { product, gateway, .. } => {
             if shared && !product.shared_subscriptions {
-                return false;
+                return Err(DenialReason::SharedNotAllowed);
             }
             conn.rules.allows_filter(filter) || sub_device_allows(gateway, Rights::SUBSCRIBE, filter)
         }
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(DenialReason::OutsideFamilies)
     }
 }
 

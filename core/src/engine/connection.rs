@@ -121,6 +121,8 @@ pub(super) struct Connection {
     /// Filters this connection subscribed to (`$share/` prefix stripped),
     /// at most [`MAX_TRACKED_SUBSCRIPTIONS`].
     pub subscriptions: Vec<Box<str>>,
+    /// Denials logged in the current window (see `denials.rs`).
+    pub denials: super::denials::DenialLog,
 }
 
 /// Subscriptions remembered per connection; beyond this, commands may be

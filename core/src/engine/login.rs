@@ -335,6 +335,7 @@ impl Engine {
                 last_activity_ms: AtomicU64::new(now_ms),
                 idle: AtomicBool::new(false),
                 subscriptions: Vec::new(),
+                denials: Default::default(),
             },
         );
         self.event(now_ms, "principal_login", Some(name), request.address, None);
@@ -395,6 +396,7 @@ impl Engine {
                 last_activity_ms: AtomicU64::new(now_ms),
                 idle: AtomicBool::new(false),
                 subscriptions: Vec::new(),
+                denials: Default::default(),
             },
         );
         self.online.insert(e.key.clone(), connection);

@@ -1166,3 +1166,64 @@ fn revoking_a_certificate_kicks_its_session() {
         Refusal::CertificateNotRegistrable(_)
     ));
 }
+
+/// Log lines written at warning level or above while `f` runs.
+fn warnings(f: impl FnOnce()) -> Vec<String> {
+    #[derive(Clone, Default)]
+    struct Lines(Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Lines {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let lines = Lines::default();
+    let writer = lines.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    tracing::subscriber::with_default(subscriber, f);
+    let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+    text.lines().map(str::to_owned).collect()
+}
+
+#[test]
+fn denials_are_logged_with_their_rule_and_a_flood_is_summarised() {
+    let w = World::new();
+    assert_eq!(w.connect(1, E3_ID, "dev_0001&Ab3dEf9h", E3_PW), ConnectDecision::Accept);
+    let foreign = "/sys/Ab3dEf9h/dev_0002/thing/measurepoint/post";
+    let first = warnings(|| {
+        for _ in 0..13 {
+            assert_eq!(w.publish(1, foreign), AccessDecision::Deny);
+        }
+    });
+    assert_eq!(first.len(), 10, "{first:#?}");
+    assert!(
+        first[0].contains("publish denied: outside its topic families"),
+        "{first:#?}"
+    );
+    assert!(
+        first[0].contains("dev_0001&Ab3dEf9h") && first[0].contains(foreign),
+        "{first:#?}"
+    );
+    let later = warnings(|| {
+        let shared = w
+            .engine
+            .authorize_subscribe(ConnectionId(1), "$share/g//sys/Ab3dEf9h/dev_0001/#", NOW + 60_000);
+        assert_eq!(shared, AccessDecision::Deny);
+    });
+    assert_eq!(later.len(), 2, "{later:#?}");
+    assert!(
+        later[0].contains("3 more denied publishes or subscriptions were not logged"),
+        "{later:#?}"
+    );
+    assert!(
+        later[1].contains("subscribe denied: shared subscriptions are off"),
+        "{later:#?}"
+    );
+}

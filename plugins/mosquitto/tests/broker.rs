@@ -183,6 +183,13 @@ async fn devices_reach_only_their_own_topics_and_principals_read_all() {
             b"mine".to_vec()
         )
     );
+    // Each denial is in the log at warning level, with the rule that refused it.
+    broker.wait_for_log(
+        "publish denied: outside its topic families subject=\"dev_0001&Ab3dEf9h\"",
+        Duration::from_secs(5),
+    );
+    broker.wait_for_log("subscribe denied: shared subscriptions are off", Duration::from_secs(5));
+    assert!(broker.log().contains("/sys/Ab3dEf9h/dev_0003/thing/measurepoint/post"));
     // The principal sends a command on the device's service topic; the device subscribed to its own family.
     backend
         .publish(
