@@ -16,7 +16,7 @@ ensure_mosquitto
 clients="${1:-1000}"
 messages="${2:-100}"
 product=LoadPk01
-secret=load-secret
+secret=load-secret-0001
 
 cargo build --locked --release -q -p devicegate-benches --bin loadgen
 cargo build --locked --release -q -p devicegate-cli -p devicegate-mosquitto

@@ -27,7 +27,7 @@ cleanup() {
 trap cleanup EXIT
 url="sqlite://$work/devicegate.db"
 "$dg" --database-url "$url" product create LoadPk01 >/dev/null
-"$dg" --database-url "$url" device create LoadPk01 dev_0 --secret load-secret >/dev/null
+"$dg" --database-url "$url" device create LoadPk01 dev_0 --secret load-secret-0001 >/dev/null
 echo "legacy-password" | "$dg" --database-url "$url" principal create legacy --password-stdin --allow 'sub:#' >/dev/null
 generated=$("$dg" --database-url "$url" --json principal create backend --allow 'sub:#' \
     | python3 -c 'import json,sys; print(json.load(sys.stdin)["password"])')

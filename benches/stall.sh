@@ -15,7 +15,7 @@ ensure_mosquitto
 clients="${1:-2000}"
 messages="${2:-300}"
 product=LoadPk01
-secret=load-secret
+secret=load-secret-0001
 cargo build --locked --release -q -p devicegate-benches --bin loadgen
 cargo build --locked --release -q -p devicegate-cli -p devicegate-mosquitto
 dg="$PWD/target/release/devicegate"

@@ -18,7 +18,7 @@ export DEVICEGATE_DATABASE_URL="sqlite://$demo/devicegate.db"
 
 echo "==> a product, a device and a backend principal in $DEVICEGATE_DATABASE_URL"
 $dg product create DemoPk01 --dialect enos
-$dg device create DemoPk01 demo_dev_01 --secret DemoSecret0001
+$dg device create DemoPk01 demo_dev_01 --secret DemoSecret000001
 echo "backend-password" | $dg principal create backend --password-stdin --allow 'sub:/sys/+/+/thing/#'
 
 port=$(free_port)
@@ -47,8 +47,8 @@ sleep 0.5
 
 echo
 echo "==> what the device sends (devicegate sign), and its publish"
-$dg sign DemoPk01 demo_dev_01 DemoSecret0001
-eval "$($dg --json sign DemoPk01 demo_dev_01 DemoSecret0001 | python3 -c \
+$dg sign DemoPk01 demo_dev_01 DemoSecret000001
+eval "$($dg --json sign DemoPk01 demo_dev_01 DemoSecret000001 | python3 -c \
     'import json,sys; d=json.load(sys.stdin); print("cid=%r user=%r pass=%r" % (d["client_id"], d["username"], d["password"]))')"
 mosquitto_pub -p "$port" -V mqttv311 -i "$cid" -u "$user" -P "$pass" \
     -t /sys/DemoPk01/demo_dev_01/thing/measurepoint/post -m '{"params":{"measurepoints":{"temp":21.5}}}' -q 1

@@ -59,6 +59,9 @@ pub struct ProductSettings {
     /// The product secret, for dynamic activation (generated when needed and left out).
     #[arg(long)]
     pub secret: Option<String>,
+    /// Accept a --secret shorter than 16 bytes (an SDK with a short one built in).
+    #[arg(long, requires = "secret")]
+    pub allow_weak_secret: bool,
     /// Allowed hashes, comma-separated: sha256, sha1, md5.
     #[arg(long, value_name = "LIST")]
     pub sign_methods: Option<String>,
@@ -167,6 +170,9 @@ pub enum DeviceCommand {
         /// The device secret.
         #[arg(long, conflicts_with = "no_secret")]
         secret: Option<String>,
+        /// Accept a --secret shorter than 16 bytes (an SDK with a short one built in).
+        #[arg(long, requires = "secret")]
+        allow_weak_secret: bool,
         /// Create without a secret, waiting for dynamic activation.
         #[arg(long)]
         no_secret: bool,
@@ -237,6 +243,9 @@ pub enum DeviceCommand {
         /// Rows per transaction.
         #[arg(long, default_value_t = 500)]
         batch_size: usize,
+        /// Accept secrets shorter than 16 bytes in the file.
+        #[arg(long)]
+        allow_weak_secret: bool,
     },
 }
 

@@ -91,6 +91,11 @@ async fn product_and_device_lifecycle() {
         let device = cli.json(&["device", "create", "Ab3dEf9h", "dev_0001"]);
         assert_eq!(device["device_secret"].as_str().map(str::len), Some(32));
         cli.json(&["device", "create", "Ab3dEf9h", "dyn", "--no-secret"]);
+        cli.fails(
+            &["device", "create", "Ab3dEf9h", "sub", "--secret", "s"],
+            1,
+            "a secret of 1 bytes is too short",
+        );
         cli.json(&[
             "device",
             "create",
@@ -98,6 +103,7 @@ async fn product_and_device_lifecycle() {
             "sub",
             "--secret",
             "s",
+            "--allow-weak-secret",
             "--gateway",
             "Ab3dEf9h/dev_0001",
         ]);
@@ -163,7 +169,7 @@ async fn import_reports_rows_by_line() {
         let file = dir.path().join("devices.csv");
         std::fs::write(
             &file,
-            "device_key,secret,gateway\nd1,s1,\nd 2,,\nd3,,pk/gw\nd1,,\nd4,,pk\nd5,s5\n",
+            "device_key,secret,gateway\nd1,S3cretDevice00d1,\nd 2,,\nd3,,pk/gw\nd1,,\nd4,,pk\nd5,s5\n",
         )
         .unwrap();
         let out = cli.run(&["device", "import", "pk", file.to_str().unwrap()]);

@@ -57,6 +57,7 @@ async fn logins_state_and_kicks_follow_the_database() {
                 "late",
                 DeviceSpec {
                     secret: Some("x".into()),
+                    allow_weak_secret: true,
                     ..Default::default()
                 },
             )

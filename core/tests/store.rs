@@ -35,9 +35,15 @@ async fn products_devices_and_principals_round_trip() {
             store.device_secret("pk1", "dev1").await.unwrap().as_deref(),
             Some(generated.as_str())
         );
-        let given = DeviceSpec {
+        let weak = DeviceSpec {
             secret: Some("S3cret".into()),
             ..DeviceSpec::default()
+        };
+        let refused = store.create_device("pk1", "dev2", weak.clone()).await.unwrap_err();
+        assert!(refused.to_string().contains("too short"), "{refused}");
+        let given = DeviceSpec {
+            allow_weak_secret: true,
+            ..weak
         };
         assert_eq!(store.create_device("pk1", "dev2", given).await.unwrap(), None);
         assert!(matches!(
@@ -282,17 +288,24 @@ async fn import_reports_each_bad_row_and_keeps_the_good_ones() {
             gateway: None,
         };
         let batch = [
-            row(2, "a", Some("s1")),
+            row(2, "a", Some("S3cretDevice000a")),
             row(3, "b c", None),
             row(4, "a", None),
             row(5, "d", None),
+            row(6, "e", Some("short")),
         ];
-        let results = store.import_devices("pk", &batch).await.unwrap();
+        let results = store.import_devices("pk", &batch, false).await.unwrap();
         assert!(matches!(results[0], Ok(None)));
         assert!(results[1].as_ref().unwrap_err().contains("whitespace"));
         assert!(results[2].as_ref().unwrap_err().contains("already exists"));
         assert!(matches!(&results[3], Ok(Some(s)) if s.len() == 32));
+        assert!(results[4].as_ref().unwrap_err().contains("too short"));
         assert_eq!(store.list_devices(Some("pk")).await.unwrap().len(), 2);
+        let weak = store
+            .import_devices("pk", &[row(7, "e", Some("short"))], true)
+            .await
+            .unwrap();
+        assert!(matches!(weak[0], Ok(None)), "allowed with the flag");
     }
 }
 

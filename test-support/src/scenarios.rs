@@ -73,7 +73,15 @@ pub fn seed_aliyun(url: &str) {
     cli(url, &["product", "create", "a1B2c3D4e5F", "--dialect", "aliyun"]);
     cli(
         url,
-        &["device", "create", "a1B2c3D4e5F", "dev01", "--secret", "secret123"],
+        &[
+            "device",
+            "create",
+            "a1B2c3D4e5F",
+            "dev01",
+            "--secret",
+            "secret123",
+            "--allow-weak-secret",
+        ],
     );
 }
 
@@ -240,6 +248,7 @@ pub fn seed_client_id_twin(url: &str) {
             "dev_0001",
             "--secret",
             "OtherSecret0001",
+            "--allow-weak-secret",
         ],
     );
 }

@@ -43,7 +43,7 @@ struct Args {
     #[arg(long, default_value = "LoadPk01")]
     product: String,
     /// The device secret (devicegate) or password (password).
-    #[arg(long, default_value = "load-secret")]
+    #[arg(long, default_value = "load-secret-0001")]
     secret: String,
     /// QoS of the publishes and subscriptions (0 or 1).
     #[arg(long, default_value_t = 0)]

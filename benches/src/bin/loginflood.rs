@@ -52,7 +52,7 @@ struct Args {
     #[arg(long, default_value = "LoadPk01")]
     product: String,
     /// The probe device's secret.
-    #[arg(long, default_value = "load-secret")]
+    #[arg(long, default_value = "load-secret-0001")]
     secret: String,
     /// The PBKDF2 principal's name and password, `NAME:PASSWORD`.
     #[arg(long, default_value = "legacy:legacy-password")]

@@ -21,11 +21,13 @@ pub async fn run(out: &Output, store: &Store, command: DeviceCommand) -> anyhow:
             product_key,
             device_key,
             secret,
+            allow_weak_secret,
             no_secret,
             gateway: gw,
         } => {
             let spec = DeviceSpec {
                 secret,
+                allow_weak_secret,
                 no_secret,
                 gateway: gw.as_deref().map(gateway).transpose()?,
             };
@@ -144,8 +146,9 @@ pub async fn run(out: &Output, store: &Store, command: DeviceCommand) -> anyhow:
             product_key,
             file,
             batch_size,
+            allow_weak_secret,
         } => {
-            super::import::run(out, store, &product_key, &file, batch_size).await?;
+            super::import::run(out, store, &product_key, &file, batch_size, allow_weak_secret).await?;
         }
     }
     Ok(())

@@ -123,7 +123,14 @@ fn explain(error: &csv::Error, headers: &csv::StringRecord) -> String {
     }
 }
 
-pub async fn run(out: &Output, store: &Store, pk: &str, file: &Path, batch_size: usize) -> anyhow::Result<()> {
+pub async fn run(
+    out: &Output,
+    store: &Store,
+    pk: &str,
+    file: &Path,
+    batch_size: usize,
+    allow_weak_secret: bool,
+) -> anyhow::Result<()> {
     store.product_info(pk).await?;
     let (rows, mut refused) = read(file)?;
     let progress = if out.json {
@@ -138,12 +145,15 @@ pub async fn run(out: &Output, store: &Store, pk: &str, file: &Path, batch_size:
     let mut generated = Vec::new();
     let mut imported = 0u64;
     for batch in rows.chunks(batch_size.max(1)) {
-        let results = store.import_devices(pk, batch).await.with_context(|| {
-            format!(
-                "batch starting at line {} was not imported (earlier batches were)",
-                batch.first().map_or(0, |r| r.line)
-            )
-        })?;
+        let results = store
+            .import_devices(pk, batch, allow_weak_secret)
+            .await
+            .with_context(|| {
+                format!(
+                    "batch starting at line {} was not imported (earlier batches were)",
+                    batch.first().map_or(0, |r| r.line)
+                )
+            })?;
         for (row, result) in batch.iter().zip(results) {
             match result {
                 Ok(secret) => {

@@ -38,6 +38,7 @@ pub async fn run(out: &Output, store: &Store, command: ProductCommand) -> anyhow
             let mut spec = ProductSpec::new(&product_key, dialect(d));
             spec.auto_register_certs = auto_register_certs;
             spec.secret = settings.secret;
+            spec.allow_weak_secret = settings.allow_weak_secret;
             if let Some(set) = sign_methods(settings.sign_methods.as_deref())? {
                 spec.sign_methods = set.to_list();
             }
@@ -143,6 +144,7 @@ async fn update(
     };
     Ok(ProductUpdate {
         secret: settings.secret,
+        allow_weak_secret: settings.allow_weak_secret,
         dialect: d.map(dialect),
         sign_methods: sign_methods(settings.sign_methods.as_deref())?,
         timestamp_window_secs: settings.timestamp_window,

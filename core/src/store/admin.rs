@@ -23,11 +23,21 @@ fn check_key(kind: KeyKind, key: &str) -> Result<(), StoreError> {
         .map_err(|e| StoreError::Invalid(format!("`{key}`: {e}")))
 }
 
-fn check_secret(secret: &str) -> Result<(), StoreError> {
+/// The shortest secret accepted unless the operator allows weak ones.
+pub const MIN_SECRET_LEN: usize = 16;
+
+fn check_secret(secret: &str, allow_weak: bool) -> Result<(), StoreError> {
     if secret.is_empty() || secret.len() > 128 || secret.chars().any(char::is_control) {
         return Err(StoreError::Invalid(
             "a secret must be 1 to 128 printable characters".to_owned(),
         ));
+    }
+    if !allow_weak && secret.len() < MIN_SECRET_LEN {
+        return Err(StoreError::Invalid(format!(
+            "a secret of {} bytes is too short to resist guessing: use at least {MIN_SECRET_LEN} (leave --secret \
+             out to get a random 128-bit one), or pass --allow-weak-secret for devices with a short secret built in",
+            secret.len()
+        )));
     }
     Ok(())
 }
@@ -48,6 +58,9 @@ pub struct ProductSpec {
     /// The product secret (dynamic activation and registration).
     #[serde(skip)]
     pub secret: Option<String>,
+    /// Accept a secret shorter than [`MIN_SECRET_LEN`].
+    #[serde(skip)]
+    pub allow_weak_secret: bool,
     /// `enos` or `aliyun`.
     pub dialect: String,
     /// Allowed hashes, e.g. `sha256,sha1`.
@@ -79,6 +92,7 @@ impl ProductSpec {
         ProductSpec {
             product_key: product_key.to_owned(),
             secret: None,
+            allow_weak_secret: false,
             dialect: dialect.name().to_owned(),
             sign_methods: AlgSet::default().to_list(),
             timestamp_window_secs: None,
@@ -103,7 +117,7 @@ impl ProductSpec {
         }
         AlgSet::parse(&self.sign_methods).map_err(StoreError::Invalid)?;
         if let Some(secret) = &self.secret {
-            check_secret(secret)?;
+            check_secret(secret, self.allow_weak_secret)?;
         }
         for rule in &self.extra_topics {
             TopicRule::parse(rule).map_err(|e| StoreError::Invalid(e.to_string()))?;
@@ -122,6 +136,8 @@ impl ProductSpec {
 pub struct ProductUpdate {
     /// A new product secret.
     pub secret: Option<String>,
+    /// Accept a new secret shorter than [`MIN_SECRET_LEN`].
+    pub allow_weak_secret: bool,
     /// A new dialect.
     pub dialect: Option<Dialect>,
     /// New allowed hashes.
@@ -165,6 +181,8 @@ pub struct ProductInfo {
 pub struct DeviceSpec {
     /// Its secret; generated when `None` unless `no_secret`.
     pub secret: Option<String>,
+    /// Accept a secret shorter than [`MIN_SECRET_LEN`].
+    pub allow_weak_secret: bool,
     /// Create without a secret, waiting for dynamic activation.
     pub no_secret: bool,
     /// Its gateway, `(gpk, gdk)`.
@@ -287,6 +305,7 @@ fn product_spec(row: &sqlx::any::AnyRow) -> Result<ProductSpec, sqlx::Error> {
     Ok(ProductSpec {
         product_key: row.try_get("product_key")?,
         secret: row.try_get("product_secret")?,
+        allow_weak_secret: false,
         dialect: row.try_get("dialect")?,
         sign_methods: row.try_get("sign_methods")?,
         timestamp_window_secs: opt_u32("timestamp_window_secs")?,
@@ -384,6 +403,8 @@ impl Store {
     /// Changes a product's settings.
     pub async fn update_product(&self, pk: &str, update: ProductUpdate) -> Result<(), StoreError> {
         let mut spec = self.product_info(pk).await?.spec;
+        // The stored secret was checked when it was set.
+        spec.allow_weak_secret = update.allow_weak_secret || update.secret.is_none();
         if let Some(v) = update.secret {
             spec.secret = Some(v);
         }
@@ -523,7 +544,7 @@ impl Store {
             )));
         }
         if let Some(secret) = &spec.secret {
-            check_secret(secret)?;
+            check_secret(secret, spec.allow_weak_secret)?;
         }
         if let Some((gpk, gdk)) = &spec.gateway {
             if !device_exists(conn, gpk, gdk).await? {
@@ -583,6 +604,7 @@ impl Store {
         &self,
         pk: &str,
         batch: &[ImportRow],
+        allow_weak_secret: bool,
     ) -> Result<Vec<Result<Option<String>, String>>, StoreError> {
         let mut tx = self.write_transaction().await?;
         let product = self.require_product(&mut tx, pk).await?;
@@ -590,6 +612,7 @@ impl Store {
         for row in batch {
             let spec = DeviceSpec {
                 secret: row.secret.clone(),
+                allow_weak_secret,
                 no_secret: false,
                 gateway: row.gateway.clone(),
             };

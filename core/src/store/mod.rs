@@ -23,7 +23,8 @@ use sqlx::migrate::MigrateDatabase;
 use sqlx::{Any, AnyPool, Connection, Executor};
 
 pub use admin::{
-    DeviceInfo, DeviceSpec, ImportRow, PrincipalInfo, ProductInfo, ProductSpec, ProductStatus, ProductUpdate,
+    DeviceInfo, DeviceSpec, ImportRow, MIN_SECRET_LEN, PrincipalInfo, ProductInfo, ProductSpec, ProductStatus,
+    ProductUpdate,
 };
 pub use condition::{ConditionKind, explain, process_user, sqlite_files};
 pub use credentials::{CredentialInfo, MAX_PSK_IDENTITY_LEN, NewPsk, PSK_KEY_LEN, validate_psk_identity};

@@ -315,11 +315,20 @@ async fn aliyun_logins_and_dynamic_registration() {
             "--dynamic-activation",
             "--secret",
             "ProdSecretAli01",
+            "--allow-weak-secret",
         ],
     );
     cli(
         &url,
-        &["device", "create", "a1B2c3D4e5F", "dev01", "--secret", "secret123"],
+        &[
+            "device",
+            "create",
+            "a1B2c3D4e5F",
+            "dev01",
+            "--secret",
+            "secret123",
+            "--allow-weak-secret",
+        ],
     );
     cli(&url, &["device", "create", "a1B2c3D4e5F", "dev02", "--no-secret"]);
     let broker = Broker::start(&url);
@@ -372,6 +381,7 @@ async fn a_gateway_logs_in_sub_devices_and_loses_them() {
             "subDk",
             "--secret",
             "subSecret",
+            "--allow-weak-secret",
             "--gateway",
             "Ab3dEf9h/dev_0001",
         ],
@@ -693,6 +703,7 @@ async fn a_gateway_logs_in_a_batch_and_loses_it_on_disconnect() {
             "subDk",
             "--secret",
             "subSecret",
+            "--allow-weak-secret",
             "--gateway",
             "Ab3dEf9h/dev_0001",
         ],
