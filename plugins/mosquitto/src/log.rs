@@ -114,9 +114,13 @@ pub fn install(level: Level) {
         .with_level(false)
         .with_target(false);
     // Debug means devicegate's own events; other crates (sqlx) stay at warn.
+    // sqlx warns when it cannot open a `.pgpass` file it merely looks for
+    // (the broker's user seldom can: HOME stays root's after the drop); that
+    // line hid the real connection error, which devicegate logs itself.
     let filter = tracing_subscriber::filter::Targets::new()
         .with_target("devicegate", level)
         .with_target("devicegate_mosquitto", level)
+        .with_target("sqlx_postgres::options::pgpass", Level::ERROR)
         .with_default(Level::WARN.min(level));
     let subscriber = tracing_subscriber::registry().with(layer).with(filter);
     if tracing::subscriber::set_global_default(subscriber).is_err() {

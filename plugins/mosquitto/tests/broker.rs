@@ -673,6 +673,21 @@ async fn an_unreachable_database_keeps_the_broker_up_and_refuses_logins() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_pgpass_file_does_not_hide_why_postgres_is_unreachable() {
+    // No password in the URL: the driver looks for a .pgpass file, which
+    // the broker's user often cannot open (HOME is root's after the drop).
+    let broker = Broker::spawn_with_env(
+        "postgres://devicegate@127.0.0.1:1/none",
+        "",
+        &[("PGPASSFILE", "/dev/null/pgpass")],
+    );
+    broker.wait_for_log("cannot load its registry", Duration::from_secs(10));
+    let log = broker.log();
+    assert!(log.contains("Connection refused"), "the real cause is logged: {log}");
+    assert!(!log.contains("pgpass"), "no .pgpass noise: {log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_broker_stops_cleanly_with_the_plugin_loaded() {
     let db = db::sqlite();
     seed(&db.url);
