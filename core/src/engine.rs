@@ -741,7 +741,11 @@ fn operator_events(old: Option<&DeviceRecord>, new: Option<&DeviceRecord>, via: 
     }
     let revoked = match via {
         None => false,
-        Some(Via::Secret) => old.is_some_and(|o| o.secret_version != new.secret_version),
+        // An operator change to the secret, the activation or the token
+        // bumps `secret_version`.
+        Some(Via::Secret | Via::ProductSecret | Via::DeviceToken) => {
+            old.is_some_and(|o| o.secret_version != new.secret_version)
+        }
         Some(Via::Credential(kind, identity)) => !new.holds(*kind, identity),
     };
     if revoked || old.is_some_and(|o| o.gateway != new.gateway) {

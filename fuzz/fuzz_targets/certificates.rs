@@ -22,7 +22,7 @@ static PRODUCT: LazyLock<Arc<Product>> = LazyLock::new(|| {
 fuzz_target!(|der: &[u8]| {
     let fingerprint = Fingerprint::of(der);
     assert_eq!(fingerprint.as_str().len(), 64);
-    if let Ok(new) = just_in_time(der, |_| Some(Arc::clone(&PRODUCT)), |_| false, 1_797_000_000_000) {
+    if let Ok(new) = just_in_time(der, |_| Some(Arc::clone(&PRODUCT)), |_| false, || true, 1_797_000_000_000) {
         assert!(validate_key(KeyKind::Product, new.product_key.as_bytes()).is_ok());
         assert!(validate_key(KeyKind::Device, new.device_key.as_bytes()).is_ok());
         assert_eq!(new.fingerprint, fingerprint);

@@ -1,24 +1,19 @@
 //! Reading a certificate: the fingerprint devicegate maps it by, its
 //! subject, serial and validity.
 
-use sha2::{Digest, Sha256};
+use devicegate::credentials::Fingerprint;
 use x509_parser::pem::parse_x509_pem;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::PkiError;
-
-/// The SHA-256 fingerprint of a certificate's DER, lower-case hex: how a
-/// certificate credential is named in the database and at login.
-pub fn fingerprint(der: &[u8]) -> String {
-    hex::encode(Sha256::digest(der))
-}
 
 /// What devicegate reads from a certificate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertificateInfo {
     /// The DER encoding.
     pub der: Vec<u8>,
-    /// [`fingerprint`] of `der`.
+    /// The SHA-256 fingerprint of `der` as devicegate names certificate
+    /// credentials ([`Fingerprint`]), the same at login.
     pub fingerprint: String,
     /// The subject's common name, if it has one.
     pub common_name: Option<String>,
@@ -60,7 +55,7 @@ impl CertificateInfo {
         let not_after = cert.validity().not_after.timestamp();
         Ok(CertificateInfo {
             der: der.to_vec(),
-            fingerprint: fingerprint(der),
+            fingerprint: Fingerprint::of(der).as_str().to_owned(),
             common_name,
             serial: cert.raw_serial().to_vec(),
             issuer: cert.issuer().as_raw().to_vec(),

@@ -13,7 +13,7 @@ mod csr;
 mod files;
 
 pub use ca::{Ca, DeviceSubject, IssuedCertificate, Revoked};
-pub use certificate::{CertificateInfo, fingerprint};
+pub use certificate::CertificateInfo;
 pub use files::{write_private, write_public};
 
 /// Why a PKI operation was refused. Each message says what to do.

@@ -219,13 +219,11 @@ impl Engine {
         let Some(TlsIdentity::Certificate(der)) = request.tls else {
             return Refusal::UnknownCredential;
         };
-        if !self.slow_hashes.take(now_ms) {
-            return Refusal::Busy;
-        }
         let decided = verify::just_in_time(
             der,
             |pk| self.registry.product(pk),
-            |key| self.registry.device(key).is_some(),
+            |key| self.registry.with_device(key, |_| ()).is_some(),
+            || self.slow_hashes.take(now_ms),
             now_ms,
         );
         match decided {
@@ -442,9 +440,22 @@ impl Engine {
     /// Records the first login with a credential (`first_used_at`), once:
     /// the registry remembers it, so later logins write nothing.
     fn note_first_use(&self, key: &str, via: &Via, now_ms: u64) {
+        // A read first: after the first login this is all there is, with
+        // no write lock on the registry's shard.
+        let unused = |record: &DeviceRecord| match via {
+            Via::Secret => !record.secret_used && record.secret.is_some(),
+            Via::Credential(kind, identity) => record
+                .credentials
+                .iter()
+                .any(|c| c.kind == *kind && c.identity == *identity && !c.used),
+            Via::ProductSecret | Via::DeviceToken => false,
+        };
+        if !self.registry.with_device(key, unused).unwrap_or(false) {
+            return;
+        }
         let mut first = None;
         self.registry.update_device(key, |record| match via {
-            Via::Secret if !record.secret_used && record.secret.is_some() => {
+            Via::Secret if !record.secret_used => {
                 record.secret_used = true;
                 first = Some(("secret", key.into()));
             }
@@ -458,7 +469,7 @@ impl Engine {
                     first = Some((kind.name(), identity.clone()));
                 }
             }
-            Via::Secret => {}
+            _ => {}
         });
         if let Some((kind, identity)) = first {
             self.push_write(StoreWrite::CredentialUsed {

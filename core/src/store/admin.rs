@@ -745,8 +745,9 @@ impl Store {
     /// The device secret, for `devicegate sign` against a database.
     pub async fn device_secret(&self, pk: &str, dk: &str) -> Result<Option<String>, StoreError> {
         let sql = format!(
-            "SELECT {} FROM devices WHERE product_key = $1 AND device_key = $2",
-            rows::DEVICE_COLUMNS
+            "SELECT {} FROM {} WHERE devices.product_key = $1 AND devices.device_key = $2",
+            rows::DEVICE_COLUMNS,
+            rows::DEVICES_WITH_SECRETS
         );
         let row = sqlx::query(&sql)
             .bind(pk)

@@ -40,7 +40,7 @@ impl Store {
 
     /// Every device as `({dk}&{pk}, record)`, with its live credentials.
     pub async fn load_devices(&self) -> Result<Vec<(String, DeviceRecord)>, StoreError> {
-        let sql = format!("SELECT {} FROM devices", rows::DEVICE_COLUMNS);
+        let sql = format!("SELECT {} FROM {}", rows::DEVICE_COLUMNS, rows::DEVICES_WITH_SECRETS);
         let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
         let mut devices: Vec<(String, DeviceRecord)> = rows.iter().map(rows::device).collect::<Result<_, _>>()?;
         let sql = format!(
@@ -86,8 +86,9 @@ impl Store {
             return Ok(None);
         };
         let sql = format!(
-            "SELECT {} FROM devices WHERE product_key = $1 AND device_key = $2",
-            rows::DEVICE_COLUMNS
+            "SELECT {} FROM {} WHERE devices.product_key = $1 AND devices.device_key = $2",
+            rows::DEVICE_COLUMNS,
+            rows::DEVICES_WITH_SECRETS
         );
         let row = sqlx::query(&sql).bind(pk).bind(dk).fetch_optional(&self.pool).await?;
         let Some((_, mut record)) = row.as_ref().map(rows::device).transpose()? else {

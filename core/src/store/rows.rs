@@ -15,14 +15,16 @@ pub(super) const PRODUCT_COLUMNS: &str = "product_key, product_secret, dialect, 
      dynamic_activation, free_client_id, shared_subscriptions, allow_retain, offline_after_secs, max_sub_devices, \
      extra_topics, created_at, auto_register_certs";
 
-/// The device columns [`device`] reads (from `devices`), with the device's
-/// live secret from the credentials table.
-pub(super) const DEVICE_COLUMNS: &str = "product_key, device_key, \
-     (SELECT c.material FROM credentials c WHERE c.product_key = devices.product_key \
-      AND c.device_key = devices.device_key AND c.kind = 'secret' AND c.revoked_at IS NULL) AS device_secret, \
-     (SELECT c.first_used_at FROM credentials c WHERE c.product_key = devices.product_key \
-      AND c.device_key = devices.device_key AND c.kind = 'secret' AND c.revoked_at IS NULL) AS secret_first_used_at, \
+/// The device columns [`device`] reads, from [`DEVICES_WITH_SECRETS`].
+pub(super) const DEVICE_COLUMNS: &str = "devices.product_key, devices.device_key, \
+     secrets.material AS device_secret, secrets.first_used_at AS secret_first_used_at, \
      pending_secret, token_hash, gateway_product_key, gateway_device_key, enabled, activated_at, secret_version";
+
+/// Devices with their live secret from the credentials table (one join;
+/// filter on `devices.product_key` and `devices.device_key`).
+pub(super) const DEVICES_WITH_SECRETS: &str = "devices LEFT JOIN credentials secrets \
+     ON secrets.product_key = devices.product_key AND secrets.device_key = devices.device_key \
+     AND secrets.kind = 'secret' AND secrets.revoked_at IS NULL";
 
 pub(super) fn flag(row: &AnyRow, column: &str) -> Result<bool, sqlx::Error> {
     Ok(row.try_get::<i64, _>(column)? != 0)

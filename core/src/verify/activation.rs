@@ -27,7 +27,7 @@ pub fn verify(login: &SignedLogin<'_>, key: &str, found: Found<'_>, now_ms: u64)
         session: SessionKind::Activation,
         event: Event::ProductSecretLoginVerified,
         confirms_pending: false,
-        via: Via::Secret,
+        via: Via::ProductSecret,
         expires_at_ms: None,
     })
 }

@@ -20,5 +20,5 @@ pub fn verify(login: &TokenLogin<'_>, key: &str, found: Found<'_>) -> Result<Gra
     if stored.is_none() || !ok {
         return Err(Refusal::BadToken);
     }
-    Ok(Grant::normal(key.into(), Arc::clone(product), Via::Secret))
+    Ok(Grant::normal(key.into(), Arc::clone(product), Via::DeviceToken))
 }

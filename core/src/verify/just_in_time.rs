@@ -30,12 +30,13 @@ pub struct NewCertificate {
 
 /// Decides whether the certificate `der` registers a new device at
 /// `now_ms`. `product_of` looks a product up; `device_exists` says whether
-/// a `{dk}&{pk}` exists. Parses the certificate and checks one signature
-/// per trusted CA at most: call it within the engine's slow-check budget.
+/// a `{dk}&{pk}` exists; `may_check_signatures` is asked before the slow
+/// part, one signature check per trusted CA, and may refuse it (busy).
 pub fn just_in_time(
     der: &[u8],
     product_of: impl FnOnce(&str) -> Option<Arc<Product>>,
     device_exists: impl FnOnce(&str) -> bool,
+    may_check_signatures: impl FnOnce() -> bool,
     now_ms: u64,
 ) -> Result<NewCertificate, Refusal> {
     let refuse = Refusal::CertificateNotRegistrable;
@@ -63,6 +64,9 @@ pub fn just_in_time(
     let now_s = i64::try_from(now_ms / 1000).unwrap_or(i64::MAX);
     if validity.not_after.timestamp() <= now_s || validity.not_before.timestamp() > now_s {
         return Err(Refusal::CertificateExpired);
+    }
+    if !may_check_signatures() {
+        return Err(Refusal::Busy);
     }
     let trusted = product.trusted_cas.iter().any(|ca_der| {
         X509Certificate::from_der(ca_der).is_ok_and(|(_, ca)| {

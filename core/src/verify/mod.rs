@@ -52,9 +52,12 @@ pub enum SessionKind {
 /// that session off and no other.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Via {
-    /// A secret, product secret or Aliyun device token (held in the
-    /// device row; an operator change to it bumps `secret_version`).
+    /// The device secret.
     Secret,
+    /// The product secret (an activation or registration session).
+    ProductSecret,
+    /// An Aliyun device token (`connwl`).
+    DeviceToken,
     /// A credential of the credentials table: a PSK by identity, a
     /// certificate by fingerprint.
     Credential(CredentialKind, Box<str>),

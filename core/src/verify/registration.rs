@@ -25,7 +25,7 @@ pub fn verify(login: &RegisterLogin<'_>, key: &str, found: Found<'_>) -> Result<
         session: SessionKind::Registration(login.kind),
         event: Event::ProductSecretLoginVerified,
         confirms_pending: false,
-        via: Via::Secret,
+        via: Via::ProductSecret,
         expires_at_ms: None,
     })
 }

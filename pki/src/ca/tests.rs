@@ -5,7 +5,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
 use super::*;
-use crate::certificate::fingerprint;
+use devicegate::credentials::Fingerprint;
 
 fn openssl(args: &[&str]) -> std::process::Output {
     Command::new("openssl")
@@ -53,7 +53,7 @@ fn device_certificates_chain_to_the_ca_and_name_the_device() {
     let issued = ca.device_cert(SUBJECT, None, 30).unwrap();
     assert!(issued.key_pem.as_deref().unwrap().contains("PRIVATE KEY"));
     assert_eq!(issued.info.common_name.as_deref(), Some("Ab3dEf9h/dev_0001"));
-    assert_eq!(issued.info.fingerprint, fingerprint(&issued.info.der));
+    assert_eq!(issued.info.fingerprint, Fingerprint::of(&issued.info.der).as_str());
     let cert = dir.path().join("dev.pem");
     write_public(&cert, &issued.cert_pem).unwrap();
     let ca_pem = dir.path().join("ca.pem").display().to_string();

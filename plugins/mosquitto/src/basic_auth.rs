@@ -40,8 +40,12 @@ pub unsafe extern "C" fn on_basic_auth(_event: c_int, event_data: *mut c_void, u
             .psk_handshakes
             .borrow_mut()
             .take(event.client, address.as_deref(), now);
-        // SAFETY: `event.client` is the live client of this callback.
-        let certificate = unsafe { client::certificate_der(event.client) };
+        // A client certificate, on a listener that asks for one (none with a PSK).
+        let certificate = match psk_identity {
+            Some(_) => None,
+            // SAFETY: `event.client` is the live client of this callback.
+            None => unsafe { client::certificate_der(event.client) },
+        };
         let mut request = ConnectRequest::new(&client_id, username, password, address.as_deref());
         if let Some(identity) = &psk_identity {
             request = request.with_tls(TlsIdentity::Psk(identity));
