@@ -15,7 +15,7 @@ static PRODUCT: LazyLock<Arc<Product>> = LazyLock::new(|| {
     let mut product = Product::new("Ab3dEf9h", Dialect::Enos);
     product.auto_register_certs = true;
     // A CA certificate's bytes as the fuzzer found them: any DER at all.
-    product.trusted_cas = vec![include_bytes!("../corpus/certificates/ca.der").to_vec().into()];
+    product.trusted_cas = vec![include_bytes!("../corpus/certificates/seed-ca.der").to_vec().into()];
     Arc::new(product)
 });
 
