@@ -16,6 +16,8 @@ pub enum ConnectOutcome {
     NotAuthorized,
     /// The registry is not loaded yet (fail closed).
     Unavailable,
+    /// The device is assigned to another broker (IDENTITIES.md §5).
+    UseAnotherServer,
 }
 
 impl ConnectOutcome {
@@ -26,7 +28,7 @@ impl ConnectOutcome {
             ConnectOutcome::BadClientId => 2,
             ConnectOutcome::Unavailable => 3,
             ConnectOutcome::BadCredentials => 4,
-            ConnectOutcome::NotAuthorized => 5,
+            ConnectOutcome::NotAuthorized | ConnectOutcome::UseAnotherServer => 5,
         }
     }
 
@@ -38,6 +40,7 @@ impl ConnectOutcome {
             ConnectOutcome::BadCredentials => 0x86,
             ConnectOutcome::NotAuthorized => 0x87,
             ConnectOutcome::Unavailable => 0x88,
+            ConnectOutcome::UseAnotherServer => 0x9C,
         }
     }
 }
@@ -119,6 +122,16 @@ pub enum Refusal {
     /// is being written, the client should connect again.
     #[error("certificate registered just in time: connect again")]
     CertificateRegistering,
+    /// A password shaped like a device token that does not parse as one.
+    #[error("device token malformed: {0}")]
+    MalformedAccessToken(crate::access_token::TokenError),
+    /// A device token (IDENTITIES.md §4) that does not log in, and why.
+    #[error("device token refused: {0}")]
+    AccessToken(&'static str),
+    /// The device is assigned to another broker (IDENTITIES.md §5); the
+    /// log line names it.
+    #[error("device assigned to another server")]
+    AssignedElsewhere,
 }
 
 impl Refusal {
@@ -140,7 +153,10 @@ impl Refusal {
             | Refusal::UnknownCredential
             | Refusal::CredentialNamesAnotherDevice
             | Refusal::CertificateExpired
-            | Refusal::CertificateNotRegistrable(_) => ConnectOutcome::BadCredentials,
+            | Refusal::CertificateNotRegistrable(_)
+            | Refusal::MalformedAccessToken(_)
+            | Refusal::AccessToken(_) => ConnectOutcome::BadCredentials,
+            Refusal::AssignedElsewhere => ConnectOutcome::UseAnotherServer,
             Refusal::Disabled
             | Refusal::AlreadyActivated
             | Refusal::DynamicActivationOff
@@ -176,6 +192,8 @@ impl Refusal {
             Refusal::CertificateExpired => "certificate_expired",
             Refusal::CertificateNotRegistrable(_) => "certificate_not_registrable",
             Refusal::CertificateRegistering => "certificate_registering",
+            Refusal::MalformedAccessToken(_) | Refusal::AccessToken(_) => "bad_access_token",
+            Refusal::AssignedElsewhere => "assigned_elsewhere",
         }
     }
 
@@ -188,6 +206,7 @@ impl Refusal {
                 | Refusal::ClientIdInUse
                 | Refusal::Busy
                 | Refusal::CertificateRegistering
+                | Refusal::AssignedElsewhere
         )
     }
 }

@@ -86,6 +86,14 @@ pub struct EngineConfig {
     pub activation_linger_ms: u64,
     /// A registration session is closed this long after its push.
     pub registration_linger_ms: u64,
+    /// Device-token signature checks (Ed25519, tens of µs each) the broker
+    /// thread runs per second at most; token logins past it are refused
+    /// as busy and retry.
+    pub token_checks_per_sec: u32,
+    /// This broker's own URL (`mqtt://` or `mqtts://HOST:PORT`), if it
+    /// knows it: a device assigned to another server is then refused
+    /// (IDENTITIES.md §5).
+    pub server_url: Option<String>,
 }
 
 impl Default for EngineConfig {
@@ -101,6 +109,8 @@ impl Default for EngineConfig {
             activation_session_ms: 60_000,
             activation_linger_ms: 5_000,
             registration_linger_ms: 2_000,
+            token_checks_per_sec: 2_000,
+            server_url: None,
         }
     }
 }
@@ -477,6 +487,7 @@ pub struct Engine {
     client_ids: DashMap<Box<str>, ConnectionId>,
     limits: LoginLimits,
     slow_hashes: Budget,
+    token_checks: Budget,
     timers: Timers,
     effects: Mutex<VecDeque<Effect>>,
     /// How many effects wait, so an empty poll costs no lock.
@@ -504,6 +515,7 @@ impl Engine {
             ),
             client_ids: DashMap::new(),
             slow_hashes: Budget::new(config.principal_slow_hashes_per_sec),
+            token_checks: Budget::new(config.token_checks_per_sec),
             registry,
             config,
             connections: DashMap::with_hasher(FxBuildHasher),
@@ -609,19 +621,9 @@ impl Engine {
                 new.pending_secret = old.pending_secret.clone();
             }
         }
-        let online = self.online.get(device).map(|c| *c);
-        let via = online.and_then(|c| self.connections.get(&c).map(|conn| conn.via_of(device)));
-        let mut state = current.as_ref().map_or(DeviceState::NEW, login::device_state);
-        if online.is_some() {
-            state.operational = Operational::Enabled;
-            state.communication = Communication::Online;
-        }
-        let mut kick = false;
-        for event in operator_events(current.as_ref(), record.as_ref(), via.as_ref()) {
-            let transition = state.apply(event);
-            kick |= transition.verdict == Verdict::AcceptAndKick;
-            state = transition.next;
-        }
+        let via = self.online_via(device);
+        let events = operator_events(current.as_ref(), record.as_ref(), via.as_ref());
+        let kick = self.kicks(device, current.as_ref(), &events);
         if current.as_ref() != record.as_ref() {
             match record {
                 Some(r) => {
@@ -661,6 +663,53 @@ impl Engine {
                 for device in devices {
                     self.throw_off(&device, now_ms, "product_deleted");
                 }
+            }
+        }
+    }
+
+    /// The credential the device's live session logged in with, if it is
+    /// online.
+    fn online_via(&self, device: &str) -> Option<Via> {
+        let online = self.online.get(device).map(|c| *c)?;
+        self.connections.get(&online).map(|conn| conn.via_of(device))
+    }
+
+    /// Whether `events` throw the device's live session off, by the
+    /// lifecycle table (DESIGN.md §4) from its current state.
+    fn kicks(&self, device: &str, current: Option<&DeviceRecord>, events: &[Event]) -> bool {
+        let mut state = current.map_or(DeviceState::NEW, login::device_state);
+        if self.online.contains_key(device) {
+            state.operational = Operational::Enabled;
+            state.communication = Communication::Online;
+        }
+        let mut kick = false;
+        for event in events {
+            let transition = state.apply(*event);
+            kick |= transition.verdict == Verdict::AcceptAndKick;
+            state = transition.next;
+        }
+        kick
+    }
+
+    /// The background task added, replaced or removed the device-token key
+    /// `kid`. Sessions that logged in with a token it signed are closed
+    /// when it goes away or changes, as for a revoked credential.
+    pub fn apply_token_key_change(&self, kid: &str, key: Option<[u8; 32]>, now_ms: u64) {
+        let withdrawn = self.registry.token_key(kid).is_some_and(|old| Some(old) != key);
+        self.registry.put_token_key(kid, key);
+        if !withdrawn {
+            return;
+        }
+        let signed_by_kid = Via::AccessToken(kid.into());
+        // Collected first: the online map is not read again while iterated.
+        let online: Vec<Box<str>> = self.online.iter().map(|e| e.key().clone()).collect();
+        for device in online {
+            if self.online_via(&device).as_ref() != Some(&signed_by_kid) {
+                continue;
+            }
+            let current = self.registry.device(&device);
+            if self.kicks(&device, current.as_ref(), &[Event::CredentialRevoked]) {
+                self.throw_off(&device, now_ms, "token_key_removed");
             }
         }
     }
@@ -747,6 +796,7 @@ fn operator_events(old: Option<&DeviceRecord>, new: Option<&DeviceRecord>, via: 
             old.is_some_and(|o| o.secret_version != new.secret_version)
         }
         Some(Via::Credential(kind, identity)) => !new.holds(*kind, identity),
+        Some(Via::AccessToken(_)) => old.is_some_and(|o| o.tokens_revoked_at_ms != new.tokens_revoked_at_ms),
     };
     if revoked || old.is_some_and(|o| o.gateway != new.gateway) {
         events.push(Event::CredentialRevoked);

@@ -13,7 +13,9 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)
 )]
 
+pub mod access_token;
 pub mod acl;
+pub mod bootstrap;
 pub mod clock;
 pub mod credentials;
 pub mod decision;

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use dashmap::DashMap;
+use uuid::Uuid;
 
 use crate::acl::{TopicRule, TopicRules};
 use crate::credentials::{Dialect, Identity};
@@ -30,6 +31,9 @@ pub enum TimestampPolicy {
         window_secs: u32,
     },
 }
+
+/// A device token's lifetime when the product sets none (one hour).
+pub const DEFAULT_TOKEN_TTL_SECS: u32 = 3600;
 
 /// A product as the hooks need it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,6 +70,13 @@ pub struct Product {
     /// The CAs (DER) whose certificates just-in-time registration accepts:
     /// the product's own and the devicegate CA.
     pub trusted_cas: Vec<Box<[u8]>>,
+    /// The product's GUID (IDENTITIES.md §1), named by device tokens.
+    pub guid: Option<Uuid>,
+    /// How long a device token issued for the product lives, in seconds.
+    pub token_ttl_secs: u32,
+    /// The broker URL the product's devices are assigned to, if any
+    /// (IDENTITIES.md §5); a device's own assignment overrides it.
+    pub server_url: Option<Box<str>>,
 }
 
 impl Product {
@@ -90,6 +101,9 @@ impl Product {
             rules: TopicRules::default(),
             auto_register_certs: false,
             trusted_cas: Vec::new(),
+            guid: None,
+            token_ttl_secs: DEFAULT_TOKEN_TTL_SECS,
+            server_url: None,
         };
         p.rebuild_rules();
         p
@@ -126,9 +140,23 @@ pub struct DeviceRecord {
     /// Whether a login has used the device's secret (its credential's
     /// `first_used_at` is set).
     pub secret_used: bool,
+    /// The device's GUID (IDENTITIES.md §1), named by device tokens.
+    pub guid: Option<Uuid>,
+    /// When the operator last revoked the device's tokens (`device
+    /// revoke-tokens`), ms since the UNIX epoch; 0 = never. Tokens issued
+    /// before are refused.
+    pub tokens_revoked_at_ms: u64,
+    /// The broker URL the device is assigned to, if any (IDENTITIES.md §5).
+    pub server_url: Option<Box<str>>,
 }
 
 impl DeviceRecord {
+    /// The broker URL the device belongs on: its own assignment, else its
+    /// product's.
+    pub fn assigned_server<'a>(&'a self, product: &'a Product) -> Option<&'a str> {
+        self.server_url.as_deref().or(product.server_url.as_deref())
+    }
+
     /// Whether the device holds a live credential of `kind` with `identity`.
     pub fn holds(&self, kind: CredentialKind, identity: &str) -> bool {
         self.credential(kind, identity).is_some()
@@ -213,6 +241,9 @@ impl DeviceRecord {
             secret_version: 1,
             credentials: Vec::new(),
             secret_used: false,
+            guid: None,
+            tokens_revoked_at_ms: 0,
+            server_url: None,
         }
     }
 }
@@ -254,6 +285,11 @@ pub struct Registry {
     /// fingerprint) to the `{dk}&{pk}` of the device holding it, kept in
     /// step with `devices` by `put_device` and `remove_device`.
     credential_holders: [DashMap<Box<str>, Box<str>>; 2],
+    /// Device GUID to `{dk}&{pk}`, kept in step with `devices` like
+    /// `credential_holders`.
+    by_guid: DashMap<Uuid, Box<str>>,
+    /// Device-token verification keys: key id to Ed25519 public key.
+    token_keys: DashMap<Box<str>, [u8; 32]>,
     loaded: AtomicBool,
 }
 
@@ -291,6 +327,8 @@ impl Registry {
         for holders in &self.credential_holders {
             holders.retain(|_, key| identity_of(key).is_none_or(|id| id.product_key != pk));
         }
+        self.by_guid
+            .retain(|_, key| identity_of(key).is_none_or(|id| id.product_key != pk));
     }
 
     /// Reads the device `{dk}&{pk}` through `f`.
@@ -314,6 +352,9 @@ impl Registry {
             self.holders(credential.kind)
                 .insert(credential.identity.clone(), key.into());
         }
+        if let Some(guid) = record.guid {
+            self.by_guid.insert(guid, key.into());
+        }
         let old = self.devices.insert(key.into(), record);
         if let Some(old) = &old {
             self.unindex(key, old);
@@ -333,6 +374,12 @@ impl Registry {
     /// Drops the index entries of `old` credentials of `key` that its
     /// current record no longer holds.
     fn unindex(&self, key: &str, old: &DeviceRecord) {
+        if let Some(guid) = old.guid {
+            let still_held = self.devices.get(key).is_some_and(|d| d.guid == Some(guid));
+            if !still_held {
+                self.by_guid.remove_if(&guid, |_, holder| &**holder == key);
+            }
+        }
         for credential in &old.credentials {
             let still_held = self
                 .devices
@@ -356,6 +403,34 @@ impl Registry {
     /// with `identity`.
     pub fn credential_holder(&self, kind: CredentialKind, identity: &str) -> Option<Box<str>> {
         self.holders(kind).get(identity).map(|k| k.clone())
+    }
+
+    /// The `{dk}&{pk}` of the device with GUID `guid`.
+    pub fn device_by_guid(&self, guid: &Uuid) -> Option<Box<str>> {
+        self.by_guid.get(guid).map(|k| k.clone())
+    }
+
+    /// The Ed25519 public key with key id `kid`, if brokers accept tokens
+    /// signed with it.
+    pub fn token_key(&self, kid: &str) -> Option<[u8; 32]> {
+        self.token_keys.get(kid).map(|k| *k)
+    }
+
+    /// Adds, replaces (`Some`) or removes (`None`) the token key `kid`.
+    pub fn put_token_key(&self, kid: &str, public_key: Option<[u8; 32]>) {
+        match public_key {
+            Some(key) => {
+                self.token_keys.insert(kid.into(), key);
+            }
+            None => {
+                self.token_keys.remove(kid);
+            }
+        }
+    }
+
+    /// Every token key id, for reconciliation.
+    pub fn token_key_ids(&self) -> Vec<Box<str>> {
+        self.token_keys.iter().map(|e| e.key().clone()).collect()
     }
 
     /// The principal named `name`.

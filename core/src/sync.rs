@@ -371,6 +371,7 @@ async fn apply_changes(
                 Entity::Product(pk) => engine.apply_product_change(pk, store.product(pk).await?, now),
                 Entity::Device(key) => engine.apply_device_change(key, store.device_record(key).await?, now),
                 Entity::Principal(name) => engine.apply_principal_change(name, store.principal(name).await?),
+                Entity::TokenKey(kid) => engine.apply_token_key_change(kid, store.token_key(kid).await?, now),
             }
             *last = change.id;
         }
@@ -418,6 +419,16 @@ async fn reconcile(store: &Store, engine: &Engine) -> Result<i64, StoreError> {
     }
     for gone in known {
         engine.apply_principal_change(&gone, None);
+    }
+    let mut known: std::collections::HashSet<Box<str>> = registry.token_key_ids().into_iter().collect();
+    for (kid, key) in store.load_token_keys().await? {
+        known.remove(kid.as_str());
+        if registry.token_key(&kid) != Some(key) {
+            engine.apply_token_key_change(&kid, Some(key), now);
+        }
+    }
+    for gone in known {
+        engine.apply_token_key_change(&gone, None, now);
     }
     Ok(last)
 }

@@ -490,7 +490,11 @@ async fn the_credentials_migration_moves_existing_secrets() {
          execution_time BIGINT NOT NULL);
          INSERT INTO products (product_key, created_at) VALUES ('pk', 1);
          INSERT INTO devices (product_key, device_key, device_secret, created_at) VALUES ('pk', 'old', 'OldSecret1', 1);
-         INSERT INTO devices (product_key, device_key, created_at) VALUES ('pk', 'none', 1);",
+         INSERT INTO devices (product_key, device_key, created_at) VALUES ('pk', 'none', 1);
+         INSERT INTO changes (entity, product_key, device_key, at) VALUES ('device', 'pk', 'old', 1);
+         INSERT INTO changes (entity, product_key, device_key, at) VALUES ('device', 'pk', 'none', 1);
+         INSERT INTO changes (entity, product_key, at) VALUES ('product', 'pk', 1);
+         DELETE FROM changes WHERE entity = 'product';",
     )
     .execute(&old)
     .await
@@ -524,4 +528,150 @@ async fn the_credentials_migration_moves_existing_secrets() {
     assert!(info.has_secret);
     assert_eq!(info.guid.as_deref().map(str::len), Some(36), "older rows get a GUID");
     assert!(!store.device_info("pk", "none").await.unwrap().has_secret);
+    // Migration 0004 rebuilt the change feed: ids kept, and the next id
+    // follows the last one ever given, not the last one left.
+    assert_eq!(store.latest_change().await.unwrap(), 2);
+    store.revoke_tokens("pk", "old").await.unwrap();
+    let changes = store.changes_since(0, 10).await.unwrap();
+    assert_eq!(changes.iter().map(|c| c.id).collect::<Vec<_>>(), vec![1, 2, 4]);
+}
+
+#[tokio::test]
+async fn access_keys_token_keys_agents_and_assignments() {
+    for db in common::both().await {
+        let store = Store::connect(&db.url).await.unwrap();
+        product(&store, "pk1").await;
+        store.create_device("pk1", "dev1", DeviceSpec::default()).await.unwrap();
+        // Access keys: only the pair exchanges; the secret is kept hashed.
+        let pair = store.create_access_key("pk1", "dev1").await.unwrap();
+        assert_eq!((pair.access_key.len(), pair.secret_key.len()), (64, 64));
+        let subject = store
+            .exchange_access_key(&pair.access_key, &pair.secret_key)
+            .await
+            .unwrap();
+        assert_eq!(subject.device_key, "dev1");
+        assert_eq!(subject.token_ttl_secs, 3600);
+        assert_eq!(
+            subject.device_guid,
+            store.device_info("pk1", "dev1").await.unwrap().guid.unwrap()
+        );
+        for (access, secret) in [
+            (pair.access_key.as_str(), "0".repeat(64)),
+            ("f".repeat(64).as_str(), pair.secret_key.clone()),
+        ] {
+            assert!(matches!(
+                store.exchange_access_key(access, &secret).await,
+                Err(StoreError::NotAuthenticated(_))
+            ));
+        }
+        let listed = store.credentials("pk1", "dev1").await.unwrap();
+        let access = listed.iter().find(|c| c.kind == "access_key").unwrap();
+        assert!(access.first_used_at.is_some());
+        store
+            .revoke_access_keys("pk1", "dev1", Some(&pair.access_key))
+            .await
+            .unwrap();
+        assert!(
+            store
+                .exchange_access_key(&pair.access_key, &pair.secret_key)
+                .await
+                .is_err()
+        );
+        // Token keys: in the feed, refused twice, removed.
+        let before = store.latest_change().await.unwrap();
+        store.add_token_key("k1", &[7; 32]).await.unwrap();
+        assert!(matches!(
+            store.add_token_key("k1", &[8; 32]).await,
+            Err(StoreError::Invalid(_))
+        ));
+        assert!(matches!(
+            store.add_token_key("bad kid", &[8; 32]).await,
+            Err(StoreError::Invalid(_))
+        ));
+        assert_eq!(store.load_token_keys().await.unwrap(), vec![("k1".to_owned(), [7; 32])]);
+        assert_eq!(store.token_key_id(&[7; 32]).await.unwrap().as_deref(), Some("k1"));
+        let feed = store.changes_since(before, 10).await.unwrap();
+        assert_eq!(feed.last().unwrap().entity, Entity::TokenKey("k1".into()));
+        store.remove_token_key("k1").await.unwrap();
+        assert_eq!(store.token_key("k1").await.unwrap(), None);
+        // Revoking tokens stamps the device.
+        store.revoke_tokens("pk1", "dev1").await.unwrap();
+        assert!(
+            store
+                .device_record("dev1&pk1")
+                .await
+                .unwrap()
+                .unwrap()
+                .tokens_revoked_at_ms
+                > 0
+        );
+        // Agents: scoped, hashed, revocable.
+        let agent = store
+            .create_agent("factory", &["pk1".into()], false, Some(60_000))
+            .await
+            .unwrap();
+        let found = store.agent_by_token(&agent.token).await.unwrap();
+        assert!(found.require_product("pk1").is_ok());
+        assert!(matches!(found.require_product("pk2"), Err(StoreError::Forbidden(_))));
+        assert!(matches!(found.require_admin(), Err(StoreError::Forbidden(_))));
+        assert!(matches!(
+            store.create_agent("x", &["nope".into()], false, None).await,
+            Err(StoreError::UnknownProduct(_))
+        ));
+        assert!(matches!(
+            store.create_agent("y", &[], false, None).await,
+            Err(StoreError::Invalid(_))
+        ));
+        store.revoke_agent("factory").await.unwrap();
+        assert!(matches!(
+            store.agent_by_token(&agent.token).await,
+            Err(StoreError::NotAuthenticated(_))
+        ));
+        let expired = store
+            .create_agent("old", &["pk1".into()], false, Some(0))
+            .await
+            .unwrap();
+        assert!(store.agent_by_token(&expired.token).await.is_err());
+        // Assignments: the device's own, else its product's.
+        let update = ProductUpdate {
+            server_url: Some("mqtt://a:1883".into()),
+            token_ttl_secs: Some(5),
+            ..ProductUpdate::default()
+        };
+        store.update_product("pk1", update).await.unwrap();
+        assert_eq!(
+            store
+                .bootstrap_target("pk1", "dev1")
+                .await
+                .unwrap()
+                .unwrap()
+                .server_url
+                .as_deref(),
+            Some("mqtt://a:1883")
+        );
+        store
+            .assign_server("pk1", "dev1", Some("mqtts://b:8883"))
+            .await
+            .unwrap();
+        let target = store.bootstrap_target("pk1", "dev1").await.unwrap().unwrap();
+        assert_eq!(target.server_url.as_deref(), Some("mqtts://b:8883"));
+        assert!(target.secret.is_some());
+        assert!(matches!(
+            store.assign_server("pk1", "dev1", Some("http://x")).await,
+            Err(StoreError::Invalid(_))
+        ));
+        let product = store.product("pk1").await.unwrap().unwrap();
+        assert_eq!(
+            (product.token_ttl_secs, product.server_url.as_deref()),
+            (5, Some("mqtt://a:1883"))
+        );
+        let record = store.device_record("dev1&pk1").await.unwrap().unwrap();
+        assert_eq!(record.server_url.as_deref(), Some("mqtts://b:8883"));
+        assert!(record.guid.is_some() && product.guid.is_some());
+        let guid = record.guid.unwrap().to_string();
+        assert_eq!(
+            store.device_by_guid(&guid).await.unwrap(),
+            Some(("pk1".into(), "dev1".into()))
+        );
+    }
 }

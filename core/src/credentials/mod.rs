@@ -132,7 +132,7 @@ impl std::fmt::Debug for TokenLogin<'_> {
 /// What a client presented to log in as a device, parsed, before any
 /// check (IDENTITIES.md §1). Each variant has its verify function in
 /// [`crate::verify`].
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 pub enum Presented<'a> {
     /// A login signed with the device secret (EnOS securemode 2, Aliyun 2
     /// or 3).
@@ -158,6 +158,14 @@ pub enum Presented<'a> {
         fingerprint: Fingerprint,
         /// The device the CONNECT's username names, if it has one.
         claimed: Option<Identity<'a>>,
+    },
+    /// A device token (IDENTITIES.md §4) as the password, decoded but not
+    /// yet verified.
+    AccessToken {
+        /// The token.
+        token: Box<crate::access_token::ParsedToken<'a>>,
+        /// Whom the username names beside it.
+        named: crate::verify::Named<'a>,
     },
 }
 

@@ -9,13 +9,16 @@ use std::sync::atomic::{AtomicBool, AtomicU64};
 use super::connection::{ActivationState, Connection, GatewayState, Session, Subject};
 use super::timers::TimerKind;
 use super::{ConnectDecision, ConnectRequest, ConnectionId, Effect, Engine, IssueKind, StoreWrite, TlsIdentity};
+use uuid::Uuid;
+
+use crate::access_token::{ParsedToken, looks_like_token};
 use crate::acl::{BoundRules, TopicRules};
 use crate::credentials::{Binding, Fingerprint, Presented, Registration, Username, parse_device_login, parse_username};
 use crate::decision::Refusal;
 use crate::lifecycle::{Activation, Communication, DeviceState, Operational, Verdict};
 use crate::principal::{Verification, dummy_principal};
 use crate::registry::{CredentialKind, DeviceRecord, Product, identity_of};
-use crate::verify::{self, Found, Grant, SessionKind, Via};
+use crate::verify::{self, Found, Grant, Named, SessionKind, Via};
 
 /// Who a CONNECT claims to be, once parsed. Lives on the stack for one
 /// login: boxing the large variant would allocate on the hot path.
@@ -52,7 +55,10 @@ impl Engine {
         now_ms: u64,
     ) -> ConnectDecision {
         let username = request.username.map(|u| std::str::from_utf8(u).ok());
+        let token_only = username.is_none() && request.password.is_some_and(looks_like_token);
         let outcome = match (username, request.tls) {
+            (None, None) if token_only && !self.registry.is_loaded() => Err(Refusal::RegistryNotLoaded),
+            (None, None) if token_only => self.login(connection, request, now_ms),
             (None, None) if self.client_id_held(request.client_id, None) => Err(Refusal::ClientIdInUse),
             (None, None) => return ConnectDecision::Defer,
             _ if !self.registry.is_loaded() => Err(Refusal::RegistryNotLoaded),
@@ -125,6 +131,15 @@ impl Engine {
             Presented::Register(login) => verify::verify_registration(login, key_text, found)?,
             Presented::Token(login) => verify::verify_device_token(login, key_text, found)?,
             Presented::Psk { identity, claimed } => verify::verify_psk(identity, *claimed, key.as_deref(), found)?,
+            Presented::AccessToken { token, named } => verify::verify_access_token(
+                token,
+                *named,
+                key.as_deref(),
+                found,
+                self.registry.token_key(&token.kid),
+                || self.token_checks.take(now_ms),
+                now_ms,
+            )?,
             Presented::Certificate { fingerprint, claimed } => {
                 match verify::verify_certificate(fingerprint, *claimed, key.as_deref(), found, now_ms) {
                     Err(Refusal::UnknownCredential) if key.is_none() => {
@@ -139,6 +154,14 @@ impl Engine {
             Some(record) => lifecycle_check(record, &grant)?,
             None => OnAccept::Nothing,
         };
+        if let Some(assigned) = self.assigned_elsewhere(record.as_ref(), &grant.product) {
+            tracing::warn!(
+                device = &*grant.key,
+                assigned,
+                "device assigned to another server: {assigned}"
+            );
+            return Err(Refusal::AssignedElsewhere);
+        }
         if self.client_id_held(request.client_id, Some(Holder::Device(&grant.key))) {
             return Err(Refusal::ClientIdInUse);
         }
@@ -147,8 +170,35 @@ impl Engine {
         Ok(())
     }
 
+    /// The server a device is assigned to when this broker knows its own
+    /// URL and it is another one (IDENTITIES.md §5).
+    fn assigned_elsewhere<'r>(&self, record: Option<&'r DeviceRecord>, product: &'r Product) -> Option<&'r str> {
+        let own = self.config.server_url.as_deref()?;
+        let assigned = record?.assigned_server(product)?;
+        (assigned.trim_end_matches('/') != own.trim_end_matches('/')).then_some(assigned)
+    }
+
+    /// The server the device a CONNECT names is assigned to, for a broker
+    /// that can tell the client (MQTT 5 Server Reference) after the engine
+    /// refused it with [`Refusal::AssignedElsewhere`]: only a verified
+    /// login gets that refusal, so only a proven device learns where it
+    /// belongs.
+    pub fn server_reference(&self, request: &ConnectRequest<'_>) -> Option<Box<str>> {
+        let Ok(Claim::Device {
+            key: Some(key),
+            product: Some(product),
+            ..
+        }) = self.parse(request)
+        else {
+            return None;
+        };
+        let record = self.registry.device(&key)?;
+        self.assigned_elsewhere(Some(&record), &product).map(Into::into)
+    }
+
     /// What the CONNECT claims: a TLS identity first (a username must then
-    /// name the same device), else the username's device or principal.
+    /// name the same device), then a device token as the password, else
+    /// the username's device or principal.
     fn parse<'a>(&self, request: &ConnectRequest<'a>) -> Result<Claim<'a>, Refusal> {
         if let Some(tls) = request.tls {
             let claimed = match request.username.filter(|u| !u.is_empty()) {
@@ -185,6 +235,9 @@ impl Engine {
                 presented,
             });
         }
+        if let Some(token) = request.password.filter(|p| looks_like_token(p)) {
+            return self.parse_access_token(request.username, token);
+        }
         let identity = match parse_username(request.username)? {
             Username::Principal(name) => return Ok(Claim::Principal(name)),
             Username::Device(identity) => identity,
@@ -209,6 +262,37 @@ impl Engine {
             key,
             product,
             presented,
+        })
+    }
+
+    /// A device token as the password: the device its `di` claim names,
+    /// and whom the username names beside it (nobody, `dk&pk` or a GUID).
+    fn parse_access_token<'a>(&self, username: Option<&'a [u8]>, token: &'a [u8]) -> Result<Claim<'a>, Refusal> {
+        let token = ParsedToken::parse(token).map_err(Refusal::MalformedAccessToken)?;
+        let named = match username.filter(|u| !u.is_empty()) {
+            None => Named::Nobody,
+            Some(u) => match std::str::from_utf8(u).ok().and_then(|u| Uuid::try_parse(u).ok()) {
+                Some(guid) => Named::Guid(guid),
+                None => match parse_username(Some(u))? {
+                    Username::Device(identity) => Named::Device(identity),
+                    Username::Principal(_) => return Err(Refusal::CredentialNamesAnotherDevice),
+                },
+            },
+        };
+        let key = Uuid::try_parse(&token.claims.di)
+            .ok()
+            .and_then(|guid| self.registry.device_by_guid(&guid));
+        let product = key
+            .as_deref()
+            .and_then(identity_of)
+            .and_then(|id| self.registry.product(id.product_key));
+        Ok(Claim::Device {
+            key,
+            product,
+            presented: Presented::AccessToken {
+                token: Box::new(token),
+                named,
+            },
         })
     }
 
@@ -448,7 +532,8 @@ impl Engine {
                 .credentials
                 .iter()
                 .any(|c| c.kind == *kind && c.identity == *identity && !c.used),
-            Via::ProductSecret | Via::DeviceToken => false,
+            // A device token's access key was used when it was exchanged.
+            Via::ProductSecret | Via::DeviceToken | Via::AccessToken(_) => false,
         };
         if !self.registry.with_device(key, unused).unwrap_or(false) {
             return;

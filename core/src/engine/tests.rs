@@ -1227,3 +1227,138 @@ fn denials_are_logged_with_their_rule_and_a_flood_is_summarised() {
         "{later:#?}"
     );
 }
+
+/// Gives the world's product and `dev_0001` GUIDs and the token key `k1`;
+/// returns the key.
+fn with_token_key(w: &World) -> crate::access_token::SigningKey {
+    let key = crate::access_token::SigningKey::from_seed("k1", &[9; 32]).unwrap();
+    w.product(|p| p.guid = Some(uuid::Uuid::from_u128(1)));
+    let mut record = w.engine.registry().device("dev_0001&Ab3dEf9h").unwrap();
+    record.guid = Some(uuid::Uuid::from_u128(2));
+    w.engine.apply_device_change("dev_0001&Ab3dEf9h", Some(record), NOW);
+    w.engine.apply_token_key_change("k1", Some(key.public_key()), NOW);
+    key
+}
+
+fn token_for_dev_0001(key: &crate::access_token::SigningKey, iat_ms: u64, ttl_secs: u64) -> String {
+    let claims = crate::access_token::Claims::new(
+        &uuid::Uuid::from_u128(1).to_string(),
+        &uuid::Uuid::from_u128(2).to_string(),
+        iat_ms / 1000,
+        ttl_secs,
+    );
+    key.issue(&claims)
+}
+
+fn kicked(conn: u64) -> Vec<Effect> {
+    vec![Effect::Kick {
+        connection: ConnectionId(conn),
+        client_id: format!("c{conn}"),
+    }]
+}
+
+#[test]
+fn a_token_logs_in_with_any_username_form_and_ends_at_exp() {
+    let w = World::new();
+    let key = with_token_key(&w);
+    let token = token_for_dev_0001(&key, NOW, 60);
+    assert_eq!(w.connect(1, "c1", "", &token), ConnectDecision::Accept);
+    let request = ConnectRequest::new(b"c2", None, Some(token.as_bytes()), Some("10.0.0.1"));
+    assert_eq!(
+        w.engine.handle_connect(ConnectionId(2), &request, NOW),
+        ConnectDecision::Accept
+    );
+    assert_eq!(w.connect(3, "c3", "dev_0001&Ab3dEf9h", &token), ConnectDecision::Accept);
+    let guid = uuid::Uuid::from_u128(2).to_string();
+    assert_eq!(w.connect(4, "c4", &guid, &token), ConnectDecision::Accept);
+    assert_eq!(
+        refused(w.connect(5, "c5", "dev_0002&Ab3dEf9h", &token)),
+        Refusal::CredentialNamesAnotherDevice
+    );
+    // Single session: each login threw the one before off; the broker
+    // reports those closed.
+    assert_eq!(w.effects().len(), 3);
+    for superseded in 1..=3 {
+        w.engine.handle_disconnect(ConnectionId(superseded), NOW);
+    }
+    // The device's topics, as for a triple login.
+    assert_eq!(
+        w.engine
+            .authorize_publish(ConnectionId(4), "/sys/Ab3dEf9h/dev_0001/thing/event/x/post", false, NOW),
+        AccessDecision::Allow
+    );
+    w.engine.handle_tick(NOW + 59_000);
+    assert!(w.effects().is_empty());
+    w.engine.handle_tick(NOW + 60_000);
+    assert_eq!(w.effects(), kicked(4));
+    // Refused once `exp` is past by more than the 30 s clock skew.
+    let request = ConnectRequest::new(b"c6", Some(b""), Some(token.as_bytes()), Some("10.0.0.1"));
+    assert!(matches!(
+        refused(w.engine.handle_connect(ConnectionId(6), &request, NOW + 90_000)),
+        Refusal::AccessToken("expired")
+    ));
+}
+
+#[test]
+fn revoking_tokens_or_removing_the_key_kicks_token_sessions() {
+    let w = World::new();
+    let key = with_token_key(&w);
+    let token = token_for_dev_0001(&key, NOW - 5_000, 3600);
+    assert_eq!(w.connect(1, "c1", "", &token), ConnectDecision::Accept);
+    w.effects();
+    let mut record = w.engine.registry().device("dev_0001&Ab3dEf9h").unwrap();
+    record.tokens_revoked_at_ms = NOW;
+    w.engine.apply_device_change("dev_0001&Ab3dEf9h", Some(record), NOW);
+    assert_eq!(w.effects(), kicked(1));
+    assert!(matches!(
+        refused(w.connect(2, "c2", "", &token)),
+        Refusal::AccessToken(_)
+    ));
+    let fresh = token_for_dev_0001(&key, NOW + 2_000, 3600);
+    let request = ConnectRequest::new(b"c3", Some(b""), Some(fresh.as_bytes()), Some("10.0.0.1"));
+    assert_eq!(
+        w.engine.handle_connect(ConnectionId(3), &request, NOW + 2_000),
+        ConnectDecision::Accept
+    );
+    w.effects();
+    w.engine.apply_token_key_change("k1", None, NOW + 3_000);
+    assert_eq!(w.effects(), kicked(3));
+    assert!(matches!(
+        refused(w.connect(4, "c4", "", &fresh)),
+        Refusal::AccessToken("unknown key id (token keygen adds keys)")
+    ));
+}
+
+#[test]
+fn a_device_assigned_elsewhere_is_refused_where_the_broker_knows_its_url() {
+    let registry = Arc::clone(World::new().engine.registry());
+    let config = EngineConfig {
+        server_url: Some("mqtt://broker-a:1883".into()),
+        ..EngineConfig::default()
+    };
+    let engine = Engine::new(registry, config);
+    let login = |conn: u64| {
+        let request = ConnectRequest::new(
+            E3_ID.as_bytes(),
+            Some(b"dev_0001&Ab3dEf9h"),
+            Some(E3_PW.as_bytes()),
+            Some("10.0.0.1"),
+        );
+        (
+            engine.handle_connect(ConnectionId(conn), &request, NOW),
+            engine.server_reference(&request),
+        )
+    };
+    assert_eq!(login(1).0, ConnectDecision::Accept);
+    engine.handle_disconnect(ConnectionId(1), NOW);
+    let mut record = engine.registry().device("dev_0001&Ab3dEf9h").unwrap();
+    record.server_url = Some("mqtts://broker-b:8883".into());
+    engine.apply_device_change("dev_0001&Ab3dEf9h", Some(record.clone()), NOW);
+    let (decision, reference) = login(2);
+    assert_eq!(decision, ConnectDecision::Refuse(Refusal::AssignedElsewhere));
+    assert_eq!(decision.outcome().mqtt5_reason(), 0x9C);
+    assert_eq!(reference.as_deref(), Some("mqtts://broker-b:8883"));
+    record.server_url = Some("mqtt://broker-a:1883/".into());
+    engine.apply_device_change("dev_0001&Ab3dEf9h", Some(record), NOW);
+    assert_eq!(login(3).0, ConnectDecision::Accept);
+}

@@ -13,11 +13,11 @@ use crate::credentials::{Dialect, KeyKind, validate_key};
 use crate::secret::Secret;
 use crate::sign::AlgSet;
 
-fn to_i64(v: u64) -> i64 {
+pub(super) fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
-fn check_key(kind: KeyKind, key: &str) -> Result<(), StoreError> {
+pub(super) fn check_key(kind: KeyKind, key: &str) -> Result<(), StoreError> {
     validate_key(kind, key.as_bytes())
         .map(|_| ())
         .map_err(|e| StoreError::Invalid(format!("`{key}`: {e}")))
@@ -84,6 +84,12 @@ pub struct ProductSpec {
     /// Certificates from a trusted CA whose CN names a new device of the
     /// product register it on first login (IDENTITIES.md §3).
     pub auto_register_certs: bool,
+    /// Lifetime of the product's device tokens in seconds; `None` = one
+    /// hour (IDENTITIES.md §4).
+    pub token_ttl_secs: Option<u32>,
+    /// The broker URL the product's devices are assigned to (IDENTITIES.md
+    /// §5), if any.
+    pub server_url: Option<String>,
 }
 
 impl ProductSpec {
@@ -104,6 +110,8 @@ impl ProductSpec {
             max_sub_devices: None,
             extra_topics: Vec::new(),
             auto_register_certs: false,
+            token_ttl_secs: None,
+            server_url: None,
         }
     }
 
@@ -121,6 +129,12 @@ impl ProductSpec {
         }
         for rule in &self.extra_topics {
             TopicRule::parse(rule).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        }
+        if self.token_ttl_secs == Some(0) {
+            return Err(StoreError::Invalid("a token TTL must be at least 1 second".to_owned()));
+        }
+        if let Some(url) = &self.server_url {
+            super::bootstrap::validate_server_url(url)?;
         }
         if self.dynamic_activation && self.secret.is_none() {
             return Err(StoreError::Invalid(
@@ -160,6 +174,10 @@ pub struct ProductUpdate {
     pub extra_topics: Option<Vec<String>>,
     /// Just-in-time certificate registration on or off.
     pub auto_register_certs: Option<bool>,
+    /// A new device-token lifetime in seconds.
+    pub token_ttl_secs: Option<u32>,
+    /// A new assigned server URL; `Some("")` removes the assignment.
+    pub server_url: Option<String>,
 }
 
 /// A product as listed and shown.
@@ -321,6 +339,8 @@ fn product_spec(row: &sqlx::any::AnyRow) -> Result<ProductSpec, sqlx::Error> {
             .filter(|l| !l.trim().is_empty())
             .collect(),
         auto_register_certs: rows::flag(row, "auto_register_certs")?,
+        token_ttl_secs: opt_u32("token_ttl_secs")?,
+        server_url: row.try_get("server_url")?,
     })
 }
 
@@ -375,8 +395,8 @@ impl Store {
         sqlx::query(
             "INSERT INTO products (product_key, product_secret, dialect, sign_methods, timestamp_window_secs, \
              dynamic_activation, free_client_id, shared_subscriptions, allow_retain, offline_after_secs, \
-             max_sub_devices, extra_topics, created_at, guid, auto_register_certs) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+             max_sub_devices, extra_topics, created_at, guid, auto_register_certs, token_ttl_secs, server_url) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
         )
         .bind(&spec.product_key)
         .bind(spec.secret.as_deref())
@@ -393,6 +413,8 @@ impl Store {
         .bind(to_i64(now_ms()))
         .bind(new_guid())
         .bind(i64::from(spec.auto_register_certs))
+        .bind(spec.token_ttl_secs.map(i64::from))
+        .bind(spec.server_url.as_deref())
         .execute(&mut *tx)
         .await?;
         record_change(&mut tx, "product", Some(&spec.product_key), None, None, now_ms()).await?;
@@ -441,13 +463,19 @@ impl Store {
         if let Some(v) = update.auto_register_certs {
             spec.auto_register_certs = v;
         }
+        if let Some(v) = update.token_ttl_secs {
+            spec.token_ttl_secs = Some(v);
+        }
+        if let Some(v) = update.server_url {
+            spec.server_url = (!v.is_empty()).then_some(v);
+        }
         spec.validate()?;
         let mut tx = self.write_transaction().await?;
         sqlx::query(
             "UPDATE products SET product_secret = $1, dialect = $2, sign_methods = $3, timestamp_window_secs = $4, \
              dynamic_activation = $5, free_client_id = $6, shared_subscriptions = $7, allow_retain = $8, \
-             offline_after_secs = $9, max_sub_devices = $10, extra_topics = $11, auto_register_certs = $12 \
-             WHERE product_key = $13",
+             offline_after_secs = $9, max_sub_devices = $10, extra_topics = $11, auto_register_certs = $12, \
+             token_ttl_secs = $13, server_url = $14 WHERE product_key = $15",
         )
         .bind(spec.secret.as_deref())
         .bind(&spec.dialect)
@@ -461,6 +489,8 @@ impl Store {
         .bind(spec.max_sub_devices.map(i64::from))
         .bind(spec.extra_topics.join("\n"))
         .bind(i64::from(spec.auto_register_certs))
+        .bind(spec.token_ttl_secs.map(i64::from))
+        .bind(spec.server_url.as_deref())
         .bind(pk)
         .execute(&mut *tx)
         .await?;
@@ -655,7 +685,7 @@ impl Store {
             .ok_or_else(|| StoreError::UnknownDevice(pk.to_owned(), dk.to_owned()))
     }
 
-    async fn update_device(&self, pk: &str, dk: &str, sql: &str) -> Result<(), StoreError> {
+    pub(super) async fn update_device(&self, pk: &str, dk: &str, sql: &str) -> Result<(), StoreError> {
         let mut tx = self.write_transaction().await?;
         let done = sqlx::query(sql).bind(pk).bind(dk).execute(&mut *tx).await?;
         if done.rows_affected() == 0 {

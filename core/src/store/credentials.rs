@@ -67,7 +67,7 @@ pub fn validate_psk_identity(identity: &str) -> Result<(), StoreError> {
     }
 }
 
-fn random<const N: usize>() -> Result<[u8; N], StoreError> {
+pub(super) fn random<const N: usize>() -> Result<[u8; N], StoreError> {
     let mut bytes = [0u8; N];
     getrandom::getrandom(&mut bytes).map_err(|e| {
         StoreError::Invalid(format!(
@@ -89,7 +89,7 @@ fn generated_identity() -> Result<String, StoreError> {
     }
 }
 
-async fn require_device(conn: &mut AnyConnection, pk: &str, dk: &str) -> Result<(), StoreError> {
+pub(super) async fn require_device(conn: &mut AnyConnection, pk: &str, dk: &str) -> Result<(), StoreError> {
     sqlx::query("SELECT 1 AS one FROM devices WHERE product_key = $1 AND device_key = $2")
         .bind(pk)
         .bind(dk)
@@ -205,40 +205,35 @@ impl Store {
         kind: CredentialKind,
         identity: Option<&str>,
     ) -> Result<u64, StoreError> {
+        self.revoke(pk, dk, kind.name(), identity).await
+    }
+
+    /// Revokes the device's access keys (IDENTITIES.md §4): the one named
+    /// `access_key`, or all. Tokens already issued live until they expire
+    /// or `revoke_tokens`.
+    pub async fn revoke_access_keys(&self, pk: &str, dk: &str, access_key: Option<&str>) -> Result<u64, StoreError> {
+        self.revoke(pk, dk, "access_key", access_key).await
+    }
+
+    async fn revoke(&self, pk: &str, dk: &str, kind: &str, identity: Option<&str>) -> Result<u64, StoreError> {
         let now = i64::try_from(now_ms()).unwrap_or(i64::MAX);
         let mut tx = self.write_transaction().await?;
         require_device(&mut tx, pk, dk).await?;
-        let done =
-            match identity {
-                Some(identity) => sqlx::query(
-                    "UPDATE credentials SET revoked_at = $1 WHERE product_key = $2 AND device_key = $3 AND kind = $4 \
-                     AND identity = $5 AND revoked_at IS NULL",
-                )
-                .bind(now)
-                .bind(pk)
-                .bind(dk)
-                .bind(kind.name())
-                .bind(identity)
-                .execute(&mut *tx)
-                .await?,
-                None => sqlx::query(
-                    "UPDATE credentials SET revoked_at = $1 WHERE product_key = $2 AND device_key = $3 AND kind = $4 \
-                     AND revoked_at IS NULL",
-                )
-                .bind(now)
-                .bind(pk)
-                .bind(dk)
-                .bind(kind.name())
-                .execute(&mut *tx)
-                .await?,
-            };
+        let done = sqlx::query(
+            "UPDATE credentials SET revoked_at = $1 WHERE product_key = $2 AND device_key = $3 AND kind = $4 \
+             AND ($5 IS NULL OR identity = $5) AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(pk)
+        .bind(dk)
+        .bind(kind)
+        .bind(identity)
+        .execute(&mut *tx)
+        .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::Invalid(match identity {
-                Some(identity) => format!(
-                    "device `{dk}` of product `{pk}` has no live {} credential `{identity}`",
-                    kind.name()
-                ),
-                None => format!("device `{dk}` of product `{pk}` has no live {} credential", kind.name()),
+                Some(identity) => format!("device `{dk}` of product `{pk}` has no live {kind} credential `{identity}`"),
+                None => format!("device `{dk}` of product `{pk}` has no live {kind} credential"),
             }));
         }
         record_change(&mut tx, "device", Some(pk), Some(dk), None, now_ms()).await?;

@@ -17,6 +17,8 @@ pub enum Entity {
     Device(String),
     /// A principal, by name.
     Principal(String),
+    /// A device-token verification key, by key id.
+    TokenKey(String),
 }
 
 /// One row of the change feed.
@@ -142,6 +144,7 @@ impl Store {
                 ("product", Some(pk), _, _) => Entity::Product(pk),
                 ("device", Some(pk), Some(dk), _) => Entity::Device(format!("{dk}&{pk}")),
                 ("principal", _, _, Some(name)) => Entity::Principal(name),
+                ("token_key", _, _, Some(kid)) => Entity::TokenKey(kid),
                 _ => continue,
             };
             out.push(Change { id, entity });

@@ -8,10 +8,13 @@
 //! background task follows (Postgres also sends `NOTIFY devicegate_changes`).
 
 mod admin;
+mod agents;
+mod bootstrap;
 mod condition;
 mod credentials;
 mod feed;
 mod rows;
+mod tokens;
 mod trust;
 mod writes;
 
@@ -26,9 +29,12 @@ pub use admin::{
     DeviceInfo, DeviceSpec, ImportRow, MIN_SECRET_LEN, PrincipalInfo, ProductInfo, ProductSpec, ProductStatus,
     ProductUpdate,
 };
+pub use agents::{Agent, AgentInfo, NewAgent};
+pub use bootstrap::{BootstrapTarget, validate_server_url};
 pub use condition::{ConditionKind, explain, process_user, sqlite_files};
 pub use credentials::{CredentialInfo, MAX_PSK_IDENTITY_LEN, NewPsk, PSK_KEY_LEN, validate_psk_identity};
 pub use feed::{Change, Entity};
+pub use tokens::{NewAccessKey, TokenKeyInfo, TokenSubject};
 pub use writes::{WriteFailure, WriteOutcome};
 
 /// Which database a URL names.
@@ -98,6 +104,14 @@ pub enum StoreError {
     /// A value was refused before reaching the database.
     #[error("{0}")]
     Invalid(String),
+    /// A credential (access key, agent token) that proves nobody: unknown,
+    /// wrong, expired or revoked, all alike.
+    #[error("{0}")]
+    NotAuthenticated(&'static str),
+    /// The credential is good but may not do this (another product's
+    /// agent, a disabled device).
+    #[error("{0}")]
+    Forbidden(String),
     /// The SQLite file is gone (or empty) and is not created again.
     #[error("the SQLite database {0} is missing or empty")]
     Missing(String),

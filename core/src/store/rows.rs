@@ -2,6 +2,7 @@
 
 use sqlx::Row;
 use sqlx::any::AnyRow;
+use uuid::Uuid;
 
 use crate::acl::{TopicRule, TopicRules};
 use crate::credentials::Dialect;
@@ -13,18 +14,26 @@ use crate::sign::AlgSet;
 /// The product columns [`product`] reads.
 pub(super) const PRODUCT_COLUMNS: &str = "product_key, product_secret, dialect, sign_methods, timestamp_window_secs, \
      dynamic_activation, free_client_id, shared_subscriptions, allow_retain, offline_after_secs, max_sub_devices, \
-     extra_topics, created_at, auto_register_certs";
+     extra_topics, created_at, auto_register_certs, guid, token_ttl_secs, server_url";
 
 /// The device columns [`device`] reads, from [`DEVICES_WITH_SECRETS`].
 pub(super) const DEVICE_COLUMNS: &str = "devices.product_key, devices.device_key, \
      secrets.material AS device_secret, secrets.first_used_at AS secret_first_used_at, \
-     pending_secret, token_hash, gateway_product_key, gateway_device_key, enabled, activated_at, secret_version";
+     pending_secret, token_hash, gateway_product_key, gateway_device_key, enabled, activated_at, secret_version, \
+     devices.guid, tokens_revoked_at, server_url";
 
 /// Devices with their live secret from the credentials table (one join;
 /// filter on `devices.product_key` and `devices.device_key`).
 pub(super) const DEVICES_WITH_SECRETS: &str = "devices LEFT JOIN credentials secrets \
      ON secrets.product_key = devices.product_key AND secrets.device_key = devices.device_key \
      AND secrets.kind = 'secret' AND secrets.revoked_at IS NULL";
+
+/// The `guid` column, absent when it does not hold a UUID.
+fn guid(row: &AnyRow) -> Result<Option<Uuid>, sqlx::Error> {
+    Ok(row
+        .try_get::<Option<String>, _>("guid")?
+        .and_then(|g| Uuid::try_parse(&g).ok()))
+}
 
 pub(super) fn flag(row: &AnyRow, column: &str) -> Result<bool, sqlx::Error> {
     Ok(row.try_get::<i64, _>(column)? != 0)
@@ -76,6 +85,11 @@ pub(super) fn product(row: &AnyRow) -> Result<Product, sqlx::Error> {
     let extra: String = row.try_get("extra_topics")?;
     p.extra_rules = parse_rules(&key, &extra, false);
     p.auto_register_certs = flag(row, "auto_register_certs")?;
+    p.guid = guid(row)?;
+    if let Some(ttl) = row.try_get::<Option<i64>, _>("token_ttl_secs")? {
+        p.token_ttl_secs = u32::try_from(ttl).unwrap_or(u32::MAX);
+    }
+    p.server_url = row.try_get::<Option<String>, _>("server_url")?.map(Into::into);
     p.rebuild_rules();
     Ok(p)
 }
@@ -110,6 +124,10 @@ pub(super) fn device(row: &AnyRow) -> Result<(String, DeviceRecord), sqlx::Error
         secret_version: u32::try_from(row.try_get::<i64, _>("secret_version")?).unwrap_or(0),
         credentials: Vec::new(),
         secret_used: row.try_get::<Option<i64>, _>("secret_first_used_at")?.is_some(),
+        guid: guid(row)?,
+        tokens_revoked_at_ms: u64::try_from(row.try_get::<Option<i64>, _>("tokens_revoked_at")?.unwrap_or(0))
+            .unwrap_or(0),
+        server_url: row.try_get::<Option<String>, _>("server_url")?.map(Into::into),
     };
     Ok((format!("{dk}&{pk}"), record))
 }

@@ -10,6 +10,7 @@
 //!
 //! A new identity scheme is one file here and one variant of [`Presented`].
 
+mod access_token;
 mod activation;
 mod certificate;
 mod device_token;
@@ -28,6 +29,7 @@ use crate::decision::Refusal;
 use crate::lifecycle::Event;
 use crate::registry::{CredentialKind, DeviceRecord, Product};
 
+pub use access_token::{Named, verify as verify_access_token};
 pub use activation::verify as verify_activation;
 pub use certificate::verify as verify_certificate;
 pub use device_token::verify as verify_device_token;
@@ -61,6 +63,8 @@ pub enum Via {
     /// A credential of the credentials table: a PSK by identity, a
     /// certificate by fingerprint.
     Credential(CredentialKind, Box<str>),
+    /// A device token (IDENTITIES.md §4), by the key id that signed it.
+    AccessToken(Box<str>),
 }
 
 /// What a verified login proved: the device, its product, the session it
@@ -80,7 +84,8 @@ pub struct Grant {
     /// The credential used.
     pub via: Via,
     /// When the credential stops being valid (a certificate's end of
-    /// validity), ms since the UNIX epoch: the session is closed then.
+    /// validity, a device token's `exp`), ms since the UNIX epoch: the
+    /// session is closed then.
     pub expires_at_ms: Option<u64>,
 }
 
