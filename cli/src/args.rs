@@ -42,6 +42,107 @@ pub enum Command {
     Sign(SignArgs),
     /// Device counts by state, per product.
     Status,
+    /// Device-token signing keys, and tokens issued by hand.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Registration agents: bearer tokens for the provisioning service.
+    #[command(subcommand)]
+    Agent(AgentCommand),
+    /// Run the provisioning service: device tokens, bootstrap, agents and
+    /// the admin API over HTTP (IDENTITIES.md §7).
+    Serve(ServeArgs),
+}
+
+/// `devicegate serve …`
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address and port to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+    /// Serve HTTPS with this certificate chain (PEM).
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Ask clients for a certificate and verify it against these CAs (PEM):
+    /// a device certificate then suffices for `POST /bootstrap`.
+    #[arg(long, requires = "tls_cert")]
+    pub client_ca: Option<PathBuf>,
+    /// The Ed25519 private key (PKCS#8 PEM, from `token keygen`) that signs
+    /// device tokens; without it `POST /authenticate` answers 503.
+    #[arg(long)]
+    pub token_key: Option<PathBuf>,
+    /// The broker URL for devices that neither they nor their product are
+    /// assigned to.
+    #[arg(long, value_name = "URL")]
+    pub default_server: Option<String>,
+    /// The devicegate CA folder (`ca init`): the admin API issues device
+    /// certificates from CSRs with it, and bootstrap answers its certificate.
+    #[arg(long)]
+    pub ca_dir: Option<PathBuf>,
+}
+
+/// `devicegate token …`
+#[derive(Debug, Clone, Subcommand)]
+pub enum TokenCommand {
+    /// Make a token signing key: the private key to FILE (mode 0600, for
+    /// `serve --token-key`), the public key and key id into the database,
+    /// so that every broker verifies its tokens.
+    Keygen {
+        /// Where to write the private key (PEM); must not exist.
+        #[arg(long)]
+        out: PathBuf,
+        /// The key id (letters, digits, `-`, `_`, `.`); default: random.
+        #[arg(long)]
+        kid: Option<String>,
+    },
+    /// Print a token for a device, signed with a key from `token keygen`.
+    Issue {
+        /// The product key.
+        product_key: String,
+        /// The device key.
+        device_key: String,
+        /// The private key file.
+        #[arg(long)]
+        key: PathBuf,
+        /// Lifetime, e.g. `15m`, `1h`; default: the product's token TTL.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        ttl: Option<std::time::Duration>,
+    },
+    /// List the keys brokers accept tokens from.
+    Keys,
+    /// Remove a key: its tokens are refused and their sessions closed.
+    RemoveKey {
+        /// The key id.
+        kid: String,
+    },
+}
+
+/// `devicegate agent …`
+#[derive(Debug, Clone, Subcommand)]
+pub enum AgentCommand {
+    /// Create an agent and print its bearer token once.
+    Create {
+        /// The agent's name.
+        name: String,
+        /// The products it may register devices of, comma-separated.
+        #[arg(long, value_delimiter = ',', required_unless_present = "admin")]
+        products: Vec<String>,
+        /// How long its token lives (`24h`, `30d`, `forever`).
+        #[arg(long, default_value = "24h")]
+        ttl: String,
+        /// An agent for the admin API (every product).
+        #[arg(long)]
+        admin: bool,
+    },
+    /// List agents (never their tokens).
+    List,
+    /// Revoke an agent: its token is refused from now on.
+    Revoke {
+        /// The agent's name.
+        name: String,
+    },
 }
 
 /// The device protocol of a product.
@@ -77,6 +178,13 @@ pub struct ProductSettings {
     /// An extra topic rule for every device, e.g. `pub:/{productKey}/{deviceKey}/custom/#` (repeatable).
     #[arg(long = "topic", value_name = "RULE")]
     pub topics: Vec<String>,
+    /// Lifetime of the product's device tokens in seconds (default 3600).
+    #[arg(long, value_name = "SECS")]
+    pub token_ttl: Option<u32>,
+    /// The broker URL (`mqtt://` or `mqtts://HOST:PORT`) the product's
+    /// devices are assigned to; `""` removes the assignment.
+    #[arg(long, value_name = "URL")]
+    pub server: Option<String>,
 }
 
 /// `devicegate product …`
@@ -234,6 +342,39 @@ pub enum DeviceCommand {
     /// another CA, revoke.
     #[command(subcommand)]
     Cert(CertCommand),
+    /// Create an access key pair for device tokens and print it once
+    /// (`POST /authenticate` exchanges it for a token).
+    AccessKey {
+        /// The product key.
+        product_key: String,
+        /// The device key.
+        device_key: String,
+        /// Revoke the device's access keys instead (this one, or all).
+        #[arg(long, value_name = "ACCESS_KEY", num_args = 0..=1, default_missing_value = "")]
+        revoke: Option<String>,
+    },
+    /// Refuse every device token issued to the device so far; brokers
+    /// close its sessions that logged in with one.
+    RevokeTokens {
+        /// The product key.
+        product_key: String,
+        /// The device key.
+        device_key: String,
+    },
+    /// Assign the device to a broker (`mqtt://` or `mqtts://HOST:PORT`);
+    /// brokers that know their own URL refuse it elsewhere.
+    Assign {
+        /// The product key.
+        product_key: String,
+        /// The device key.
+        device_key: String,
+        /// The broker URL.
+        #[arg(long, required_unless_present = "clear", value_name = "URL")]
+        server: Option<String>,
+        /// Remove the device's own assignment (its product's applies).
+        #[arg(long, conflicts_with = "server")]
+        clear: bool,
+    },
     /// Import devices from a CSV file with the header `device_key[,secret][,gateway]`.
     Import {
         /// The product key.

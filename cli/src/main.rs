@@ -22,11 +22,22 @@ const EXIT_UNREACHABLE: u8 = 3;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The service logs its requests at info; the other commands only
+    // what went wrong.
+    let serving = matches!(cli.command, Command::Serve(_));
+    let default_filter = if serving { "info" } else { "warn" };
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default_filter.into()),
+        )
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = if serving {
+        tokio::runtime::Builder::new_multi_thread().enable_all().build()
+    } else {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()
+    };
+    let runtime = match runtime {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -62,6 +73,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Principal(cmd) => commands::principal::run(&out, &store, cmd).await,
         Command::Status => commands::status::run(&out, &store).await,
         Command::Ca(cmd) => commands::ca::run(&out, &store, cmd).await,
+        Command::Token(cmd) => commands::token::run(&out, &store, cmd).await,
+        Command::Agent(cmd) => commands::agent::run(&out, &store, cmd).await,
+        Command::Serve(args) => commands::serve::run(&store, args).await,
         Command::Sign(_) => Ok(()),
     };
     store.close().await;

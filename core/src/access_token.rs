@@ -112,6 +112,15 @@ impl SigningKey {
         Ok((key, pkcs8.as_ref().to_vec()))
     }
 
+    /// The public key of the PKCS#8 document `der`, to find the key id it
+    /// was registered under.
+    pub fn pkcs8_public_key(der: &[u8]) -> Result<[u8; 32], TokenError> {
+        let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(der).map_err(|_| TokenError::BadKey)?;
+        let mut out = [0u8; 32];
+        out.copy_from_slice(pair.public_key().as_ref());
+        Ok(out)
+    }
+
     fn named(kid: &str, pair: Ed25519KeyPair) -> Result<Self, TokenError> {
         validate_kid(kid)?;
         Ok(SigningKey {
@@ -150,6 +159,34 @@ impl SigningKey {
         token.push_str(&URL_SAFE_NO_PAD.encode(signature.as_ref()));
         token
     }
+}
+
+/// The PEM text (`PRIVATE KEY`) of the PKCS#8 document `der`, as `token
+/// keygen` writes it and `openssl pkey` reads it.
+pub fn pkcs8_to_pem(der: &[u8]) -> String {
+    let body = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut pem = String::from("-----BEGIN PRIVATE KEY-----\n");
+    for line in body.as_bytes().chunks(64) {
+        pem.push_str(&String::from_utf8_lossy(line));
+        pem.push('\n');
+    }
+    pem.push_str("-----END PRIVATE KEY-----\n");
+    pem
+}
+
+/// The PKCS#8 document in the PEM text `pem` (a `PRIVATE KEY` block).
+pub fn pkcs8_from_pem(pem: &str) -> Result<Vec<u8>, TokenError> {
+    let (_, block) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).map_err(|_| TokenError::BadKey)?;
+    if block.label != "PRIVATE KEY" {
+        return Err(TokenError::BadKey);
+    }
+    Ok(block.contents)
+}
+
+/// A fresh key id: `k-` and 12 random hex digits.
+pub fn new_kid() -> String {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    format!("k-{}", id.get(..12).unwrap_or(&id))
 }
 
 /// Refuses a key id that is empty, longer than [`MAX_KID_LEN`] or not
@@ -257,7 +294,7 @@ pub enum TokenError {
     #[error("token signature is not 64 bytes of base64url")]
     BadSignatureEncoding,
     /// The key material is not an Ed25519 key.
-    #[error("not an Ed25519 private key (PKCS#8)")]
+    #[error("not an Ed25519 private key (PKCS#8 PEM, `-----BEGIN PRIVATE KEY-----`)")]
     BadKey,
 }
 
@@ -370,5 +407,12 @@ mod tests {
                 .signature_valid(&again.public_key())
         );
         assert_eq!(SigningKey::generate("bad kid").unwrap_err(), TokenError::BadKeyId);
+        let pem = pkcs8_to_pem(&pkcs8);
+        assert_eq!(pkcs8_from_pem(&pem).unwrap(), pkcs8);
+        assert_eq!(SigningKey::pkcs8_public_key(&pkcs8).unwrap(), key.public_key());
+        assert_eq!(
+            pkcs8_from_pem("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n").unwrap_err(),
+            TokenError::BadKey
+        );
     }
 }

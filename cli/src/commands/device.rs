@@ -140,6 +140,71 @@ pub async fn run(out: &Output, store: &Store, command: DeviceCommand) -> anyhow:
                 ),
             );
         }
+        DeviceCommand::AccessKey {
+            product_key,
+            device_key,
+            revoke: Some(access_key),
+        } => {
+            let count = store
+                .revoke_access_keys(
+                    &product_key,
+                    &device_key,
+                    Some(access_key.as_str()).filter(|a| !a.is_empty()),
+                )
+                .await?;
+            out.done(
+                json!({"product_key": product_key, "device_key": device_key, "revoked": count}),
+                &format!(
+                    "revoked {count} access key(s) of device {device_key} of product {product_key}; tokens already \
+                     issued live until they expire (device revoke-tokens ends them now)"
+                ),
+            );
+        }
+        DeviceCommand::AccessKey {
+            product_key,
+            device_key,
+            revoke: None,
+        } => {
+            let pair = store.create_access_key(&product_key, &device_key).await?;
+            out.done(
+                json!({"accessKey": pair.access_key, "secretKey": pair.secret_key}),
+                &format!(
+                    "created an access key for device {device_key} of product {product_key} (the secret key is \
+                     shown once)\naccessKey: {}\nsecretKey: {}",
+                    pair.access_key, pair.secret_key
+                ),
+            );
+        }
+        DeviceCommand::RevokeTokens {
+            product_key,
+            device_key,
+        } => {
+            store.revoke_tokens(&product_key, &device_key).await?;
+            out.done(
+                json!({"product_key": product_key, "device_key": device_key, "tokens_revoked": true}),
+                &format!(
+                    "revoked every token of device {device_key} of product {product_key}; brokers close its token \
+                     sessions"
+                ),
+            );
+        }
+        DeviceCommand::Assign {
+            product_key,
+            device_key,
+            server,
+            clear: _,
+        } => {
+            store
+                .assign_server(&product_key, &device_key, server.as_deref())
+                .await?;
+            out.done(
+                json!({"product_key": product_key, "device_key": device_key, "server": server}),
+                &match &server {
+                    Some(url) => format!("assigned device {device_key} of product {product_key} to {url}"),
+                    None => format!("device {device_key} of product {product_key} follows its product's assignment"),
+                },
+            );
+        }
         DeviceCommand::Psk(args) => super::psk::run(out, store, args).await?,
         DeviceCommand::Cert(cmd) => super::cert::run(out, store, cmd).await?,
         DeviceCommand::Import {

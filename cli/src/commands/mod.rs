@@ -1,5 +1,6 @@
 //! One module per command group.
 
+pub mod agent;
 pub mod ca;
 pub mod cert;
 pub mod device;
@@ -7,5 +8,7 @@ pub mod import;
 pub mod principal;
 pub mod product;
 pub mod psk;
+pub mod serve;
 pub mod sign;
 pub mod status;
+pub mod token;

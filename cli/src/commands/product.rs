@@ -46,6 +46,8 @@ pub async fn run(out: &Output, store: &Store, command: ProductCommand) -> anyhow
             spec.offline_after_secs = settings.offline_after.unwrap_or(0);
             spec.max_sub_devices = settings.max_sub_devices;
             spec.extra_topics = settings.topics;
+            spec.token_ttl_secs = settings.token_ttl;
+            spec.server_url = settings.server.filter(|s| !s.is_empty());
             spec.dynamic_activation = dynamic_activation;
             spec.free_client_id = free_client_id;
             spec.shared_subscriptions = shared_subscriptions;
@@ -151,6 +153,8 @@ async fn update(
         offline_after_secs: settings.offline_after,
         max_sub_devices: settings.max_sub_devices,
         extra_topics,
+        token_ttl_secs: settings.token_ttl,
+        server_url: settings.server,
         ..ProductUpdate::default()
     })
 }
@@ -178,6 +182,17 @@ fn fields(p: &ProductInfo) -> Vec<(&'static str, String)> {
         ("shared subscriptions", yes_no(s.shared_subscriptions)),
         ("retain", yes_no(s.allow_retain)),
         ("auto-register certificates", yes_no(s.auto_register_certs)),
+        (
+            "token TTL",
+            format!(
+                "{} s",
+                s.token_ttl_secs.unwrap_or(devicegate::registry::DEFAULT_TOKEN_TTL_SECS)
+            ),
+        ),
+        (
+            "assigned server",
+            s.server_url.clone().unwrap_or_else(|| "-".to_owned()),
+        ),
         (
             "offline after",
             if s.offline_after_secs == 0 {

@@ -279,6 +279,22 @@ impl Store {
             .and_then(|k| parse_public_key(&k)))
     }
 
+    /// The signing key in the PEM file text `pem` (from `token keygen`),
+    /// named by the key id its public key is registered under.
+    pub async fn signing_key(&self, pem: &str) -> Result<SigningKey, StoreError> {
+        let invalid = |e: crate::access_token::TokenError| StoreError::Invalid(e.to_string());
+        let der = crate::access_token::pkcs8_from_pem(pem).map_err(invalid)?;
+        let public_key = SigningKey::pkcs8_public_key(&der).map_err(invalid)?;
+        let kid = self.token_key_id(&public_key).await?.ok_or_else(|| {
+            StoreError::Invalid(
+                "this token key's public key is not in the database: make keys with `token keygen` against the \
+                 same --database-url"
+                    .to_owned(),
+            )
+        })?;
+        SigningKey::from_pkcs8(&kid, &der).map_err(invalid)
+    }
+
     /// The id under which `public_key` is registered, so that a private
     /// key file is all `serve --token-key` and `token issue` need.
     pub async fn token_key_id(&self, public_key: &[u8; 32]) -> Result<Option<String>, StoreError> {
