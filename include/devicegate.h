@@ -99,6 +99,12 @@ enum dg_result
    */
   DG_ERR_UNAVAILABLE = -5,
   /*
+   `{error, use_another_server}`: MQTT 5 CONNACK 0x9C (MQTT 3.1.1: 5).
+   The device is assigned to another broker; `dg_last_error` names its
+   URL, to send as the Server Reference.
+   */
+  DG_ERR_USE_ANOTHER_SERVER = -6,
+  /*
    A null pointer, invalid UTF-8, an over-long string, a freed or
    foreign engine handle, or a configuration that does not parse.
    `dg_last_error` says which.

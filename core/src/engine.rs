@@ -469,6 +469,14 @@ pub trait Hooks: Send + Sync {
     fn handle_tick(&self, now_ms: u64);
     /// The next effect to carry out, if any.
     fn poll_effect(&self) -> Option<Effect>;
+    /// After `handle_connect` refused `request` with
+    /// [`Refusal::AssignedElsewhere`]: the URL of the server the device is
+    /// assigned to, for brokers that can tell the client (the MQTT 5
+    /// Server Reference of CONNACK 0x9C). None by default.
+    fn server_reference(&self, request: &ConnectRequest<'_>) -> Option<Box<str>> {
+        let _ = request;
+        None
+    }
 }
 
 /// The engine. Safe to share between threads.
@@ -835,6 +843,10 @@ impl Hooks for Engine {
 
     fn handle_tick(&self, now_ms: u64) {
         self.tick(now_ms);
+    }
+
+    fn server_reference(&self, request: &ConnectRequest<'_>) -> Option<Box<str>> {
+        Engine::server_reference(self, request)
     }
 
     fn poll_effect(&self) -> Option<Effect> {

@@ -186,6 +186,9 @@ impl Hooks for Authenticator {
     fn poll_effect(&self) -> Option<Effect> {
         self.engine.poll_effect()
     }
+    fn server_reference(&self, request: &ConnectRequest<'_>) -> Option<Box<str>> {
+        self.engine.server_reference(request)
+    }
 }
 
 /// Sleeps for `delay`; false if asked to stop meanwhile.

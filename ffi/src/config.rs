@@ -41,6 +41,13 @@ pub(crate) struct Config {
     /// Where state changes wait while the database refuses writes.
     #[serde(default)]
     spool_dir: Option<String>,
+    /// This broker's own URL (`mqtt://` or `mqtts://HOST:PORT`): devices
+    /// assigned to another server are refused (IDENTITIES.md §5).
+    #[serde(default)]
+    server_url: Option<String>,
+    /// Device-token signature checks per second on the broker thread.
+    #[serde(default)]
+    token_checks_per_sec: Option<u32>,
 }
 
 impl Config {
@@ -51,6 +58,9 @@ impl Config {
             return Err("configuration: database_url is empty".to_owned());
         }
         config.log_level()?;
+        if let Some(url) = &config.server_url {
+            devicegate::store::validate_server_url(url).map_err(|e| format!("configuration: server_url: {e}"))?;
+        }
         Ok(config)
     }
 
@@ -82,6 +92,10 @@ impl Config {
         if let Some(secs) = self.failure_window_secs {
             engine.failure_window_ms = secs.max(1).saturating_mul(1000);
         }
+        if let Some(n) = self.token_checks_per_sec {
+            engine.token_checks_per_sec = n;
+        }
+        engine.server_url.clone_from(&self.server_url);
         engine
     }
 
@@ -111,6 +125,13 @@ mod tests {
         assert_eq!(c.engine().failed_logins_per_device, 3);
         assert_eq!(c.sync().poll_interval, Duration::from_millis(10));
         assert_eq!(c.log_level(), Ok(Level::INFO));
+        let assigned = Config::parse(r#"{"database_url":"x","server_url":"mqtt://b:1883"}"#).unwrap();
+        assert_eq!(assigned.engine().server_url.as_deref(), Some("mqtt://b:1883"));
+        assert!(
+            Config::parse(r#"{"database_url":"x","server_url":"b"}"#)
+                .unwrap_err()
+                .contains("server_url")
+        );
         let unknown = Config::parse(r#"{"database_url":"x","databse_url":"y"}"#).unwrap_err();
         assert!(unknown.contains("databse_url"), "{unknown}");
         assert!(Config::parse(r#"{}"#).unwrap_err().contains("database_url"));

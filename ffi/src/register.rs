@@ -191,9 +191,15 @@ unsafe fn register(
                     ConnectOutcome::BadClientId => dg_result::DG_ERR_CLIENT_ID_INVALID,
                     ConnectOutcome::BadCredentials => dg_result::DG_ERR_INVALID_CREDENTIALS,
                     ConnectOutcome::Unavailable => dg_result::DG_ERR_UNAVAILABLE,
+                    ConnectOutcome::UseAnotherServer => dg_result::DG_ERR_USE_ANOTHER_SERVER,
                     ConnectOutcome::NotAuthorized | ConnectOutcome::Ok => dg_result::DG_ERR_NOT_AUTHORIZED,
                 };
-                Err(Failure::new(code, format!("login refused: {reason}")))
+                // A device assigned elsewhere learns where: the last error
+                // is the server's URL alone.
+                match gate.auth.server_reference(&request) {
+                    Some(url) if code == dg_result::DG_ERR_USE_ANOTHER_SERVER => Err(Failure::new(code, url)),
+                    _ => Err(Failure::new(code, format!("login refused: {reason}"))),
+                }
             }
             ConnectDecision::Accept => {
                 let canonical = if out_client_id.is_null() {

@@ -73,6 +73,8 @@ const KNOWN: &[&str] = &[
     "failure_window_secs",
     "stats_interval_secs",
     "spool_dir",
+    "server_url",
+    "token_checks_per_sec",
 ];
 
 fn number<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, String> {
@@ -130,6 +132,12 @@ impl Options {
                         _ => return Err(format!("plugin_opt_create_database: `{value}` is not true or false")),
                     }
                 }
+                "server_url" => {
+                    let url = value.trim();
+                    devicegate::store::validate_server_url(url).map_err(|e| format!("plugin_opt_server_url: {e}"))?;
+                    engine.server_url = Some(url.to_owned());
+                }
+                "token_checks_per_sec" => engine.token_checks_per_sec = number(key, value)?,
                 "spool_dir" => {
                     sync.spool_dir =
                         Some(value.trim().into()).filter(|d: &std::path::PathBuf| !d.as_os_str().is_empty())
@@ -196,6 +204,10 @@ mod tests {
         let err = Options::parse([("database_url", "x"), ("databse_url", "y")]).unwrap_err();
         assert!(err.contains("plugin_opt_databse_url"), "{err}");
         assert!(err.contains("did you mean plugin_opt_database_url?"), "{err}");
+        let assigned = Options::parse([("database_url", "x"), ("server_url", "mqtts://broker-a:8883")]).unwrap();
+        assert_eq!(assigned.engine.server_url.as_deref(), Some("mqtts://broker-a:8883"));
+        let bad = Options::parse([("database_url", "x"), ("server_url", "broker-a")]).unwrap_err();
+        assert!(bad.contains("mqtt://HOST:PORT"), "{bad}");
         let far = Options::parse([("database_url", "sqlite://x.db"), ("colour", "blue")]).unwrap_err();
         assert!(!far.contains("did you mean"), "{far}");
         let near = Options::parse([("database_url", "sqlite://x.db"), ("failed_logins_per_devices", "3")]).unwrap_err();

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use dashmap::DashMap;
 use devicegate::clock::now_ms;
-use devicegate::decision::AccessDecision;
+use devicegate::decision::{AccessDecision, Refusal};
 use devicegate::engine::{ConnectDecision, ConnectRequest, ConnectionId, Effect, Hooks, MessageDecision};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
@@ -40,6 +40,16 @@ impl std::fmt::Debug for Gate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Gate").field("sessions", &self.mailboxes.len()).finish()
     }
+}
+
+/// A refused CONNECT: the engine's decision, and for a device assigned to
+/// another broker the URL an MQTT 5 CONNACK names as Server Reference.
+#[derive(Debug)]
+pub struct Refused {
+    /// The decision; its outcome gives the CONNACK code.
+    pub decision: ConnectDecision,
+    /// Where the device belongs (IDENTITIES.md §5), if that is the reason.
+    pub server_reference: Option<Box<str>>,
 }
 
 /// What to do with a PUBLISH.
@@ -82,19 +92,26 @@ impl Gate {
     pub fn login(
         self: &Arc<Self>,
         request: &ConnectRequest<'_>,
-    ) -> Result<(Login, UnboundedReceiver<Delivery>), ConnectDecision> {
+    ) -> Result<(Login, UnboundedReceiver<Delivery>), Refused> {
         let connection = ConnectionId(self.next_connection.fetch_add(1, Ordering::Relaxed));
         let decision = self.hooks.handle_connect(connection, request, now_ms());
         if decision != ConnectDecision::Accept {
+            let mut server_reference = None;
             if let ConnectDecision::Refuse(reason) = decision {
                 tracing::info!(
                     client_id = %String::from_utf8_lossy(request.client_id),
                     address = request.address,
                     "devicegate refused a login: {reason}"
                 );
+                if reason == Refusal::AssignedElsewhere {
+                    server_reference = self.hooks.server_reference(request);
+                }
             }
             self.dispatch();
-            return Err(decision);
+            return Err(Refused {
+                decision,
+                server_reference,
+            });
         }
         let (tx, rx) = unbounded_channel();
         self.mailboxes.insert(connection, tx);

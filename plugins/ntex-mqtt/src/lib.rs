@@ -38,7 +38,7 @@ fn login(
     client_id: &ntex_bytes::ByteString,
     username: Option<&ntex_bytes::ByteString>,
     password: Option<&ntex_bytes::Bytes>,
-) -> Result<(Login, tokio::sync::mpsc::UnboundedReceiver<Delivery>), devicegate::engine::ConnectDecision> {
+) -> Result<(Login, tokio::sync::mpsc::UnboundedReceiver<Delivery>), gate::Refused> {
     let address = io
         .query::<ntex_io::types::PeerAddr>()
         .get()

@@ -32,11 +32,14 @@ pub fn connect<St>(
             ntex_rt::spawn(deliver(mailbox, sink.clone()));
             connect.ack(session(login, sink), false)
         }
-        Err(decision) => match decision.outcome() {
+        Err(refused) => match refused.decision.outcome() {
             ConnectOutcome::BadClientId => connect.identifier_rejected(),
             ConnectOutcome::BadCredentials => connect.bad_username_or_pwd(),
             ConnectOutcome::Unavailable => connect.service_unavailable(),
-            ConnectOutcome::NotAuthorized | ConnectOutcome::Ok => connect.not_authorized(),
+            // MQTT 3.1.1 has no "use another server": the device is refused.
+            ConnectOutcome::NotAuthorized | ConnectOutcome::UseAnotherServer | ConnectOutcome::Ok => {
+                connect.not_authorized()
+            }
         },
     }
 }

@@ -12,7 +12,8 @@ use crate::outlet::deliver;
 /// Decides a v5 CONNECT: on acceptance, acks with the state `session`
 /// builds and starts delivering effects to the session; otherwise answers
 /// 0x85 (client id), 0x86 (credentials), 0x87 (not authorized; also
-/// clients without a username) or 0x88 (registry not loaded) and closes.
+/// clients without a username), 0x88 (registry not loaded) or 0x9C with
+/// the Server Reference (a device assigned to another broker) and closes.
 pub fn connect<St>(
     gate: &Arc<Gate>,
     connect: v5::Connect,
@@ -32,12 +33,15 @@ pub fn connect<St>(
             ntex_rt::spawn(deliver(mailbox, sink.clone()));
             connect.ack(session(login, sink))
         }
-        Err(decision) => connect.failed(match decision.outcome() {
-            ConnectOutcome::BadClientId => ConnectAckReason::ClientIdentifierNotValid,
-            ConnectOutcome::BadCredentials => ConnectAckReason::BadUserNameOrPassword,
-            ConnectOutcome::Unavailable => ConnectAckReason::ServerUnavailable,
-            ConnectOutcome::NotAuthorized | ConnectOutcome::Ok => ConnectAckReason::NotAuthorized,
-        }),
+        Err(refused) => connect
+            .failed(match refused.decision.outcome() {
+                ConnectOutcome::BadClientId => ConnectAckReason::ClientIdentifierNotValid,
+                ConnectOutcome::BadCredentials => ConnectAckReason::BadUserNameOrPassword,
+                ConnectOutcome::Unavailable => ConnectAckReason::ServerUnavailable,
+                ConnectOutcome::UseAnotherServer => ConnectAckReason::UseAnotherServer,
+                ConnectOutcome::NotAuthorized | ConnectOutcome::Ok => ConnectAckReason::NotAuthorized,
+            })
+            .with(|ack| ack.server_reference = refused.server_reference.map(|url| (&*url).into())),
     }
 }
 
