@@ -123,6 +123,16 @@ impl DeviceLogin {
         }
     }
 
+    /// `dev_0001` with a device token as its password (IDENTITIES.md §4)
+    /// and its `dk&pk` as username: MQTT 3.1.1 allows no password without
+    /// a username (rumqttc would send an empty one as none).
+    pub fn token(port: u16, token: &str) -> Self {
+        DeviceLogin {
+            port,
+            credentials: ("dev_0001".to_owned(), "dev_0001&Ab3dEf9h".to_owned(), token.to_owned()),
+        }
+    }
+
     /// `dev_0001` over a TLS connection on `port` that proves who it is,
     /// with client id `dev_0001` and no username or password.
     pub fn tls(port: u16) -> Self {
@@ -207,6 +217,41 @@ pub async fn disabling_kicks(url: &str, device: &DeviceLogin) {
         device_show(url, "dev_0001")["online"] == false
     })
     .await;
+}
+
+/// A device token for `dev_0001` from `devicegate token issue` with the
+/// key file `key` (made by `devicegate token keygen`), living `ttl`
+/// (`15m`, `4s`, …; the product's TTL when `None`).
+pub fn issue_token(url: &str, key: &std::path::Path, ttl: Option<&str>) -> String {
+    let key = key.to_str().expect("a UTF-8 path");
+    let mut args = vec!["token", "issue", "Ab3dEf9h", "dev_0001", "--key", key];
+    if let Some(ttl) = ttl {
+        args.extend(["--ttl", ttl]);
+    }
+    cli(url, &args)["token"].as_str().expect("a token").to_owned()
+}
+
+/// A token session ends when the token expires: accepted, open until
+/// `exp`, closed within 2 s after it (PROTOCOL-independent, IDENTITIES.md
+/// §4). `token` must live `ttl_secs` from about now.
+pub async fn token_session_ends_at_exp(device: &DeviceLogin, ttl_secs: u64) {
+    let issued = std::time::Instant::now();
+    let (_client, mut events) = connect_with(device.port, &device.credentials, Duration::from_secs(1))
+        .await
+        .expect("token login accepted");
+    let open_until = Duration::from_secs(ttl_secs.saturating_sub(2));
+    assert!(
+        stays_open(&mut events, open_until.saturating_sub(issued.elapsed())).await,
+        "the session stays open while the token is valid"
+    );
+    let limit = Duration::from_secs(ttl_secs + 2);
+    loop {
+        match tokio::time::timeout(Duration::from_secs(1), events.poll()).await {
+            Ok(Err(_)) => break,
+            _ => assert!(issued.elapsed() < limit, "closed within 2 s of exp"),
+        }
+    }
+    assert!(issued.elapsed() >= Duration::from_secs(ttl_secs.saturating_sub(1)), "not closed before exp");
 }
 
 /// Single session and online state (PROTOCOL.md §9 S4): the device shows
