@@ -17,6 +17,10 @@
 //! cargo run -p devicegate-ntex --example ntex_broker -- sqlite://devicegate.db 127.0.0.1:1883 \
 //!     --tls 127.0.0.1:8883 --cert broker.pem --key broker.key --client-ca ca/ca.pem
 //! ```
+//!
+//! `--server-url mqtt://HOST:PORT` tells the broker its own URL: devices
+//! assigned to another (`devicegate device assign`) get CONNACK 0x9C with
+//! the Server Reference (MQTT 5) or not authorized (MQTT 3.1.1).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -61,20 +65,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_writer(std::io::stderr)
         .init();
     let usage = "usage: ntex_broker (DATABASE_URL | --no-auth) [ADDRESS:PORT] \
-                 [--tls ADDRESS:PORT --cert FILE --key FILE --client-ca FILE]";
+                 [--tls ADDRESS:PORT --cert FILE --key FILE --client-ca FILE] [--server-url URL]";
     let mut args = std::env::args().skip(1);
     let Some(url) = args.next() else {
         eprintln!("{usage}");
         std::process::exit(2);
     };
     let mut address = "127.0.0.1:1883".to_owned();
-    let (mut tls, mut cert, mut key, mut client_ca) = (None, None, None, None);
+    let (mut tls, mut cert, mut key, mut client_ca, mut server_url) = (None, None, None, None, None);
     while let Some(arg) = args.next() {
         let slot = match arg.as_str() {
             "--tls" => &mut tls,
             "--cert" => &mut cert,
             "--key" => &mut key,
             "--client-ca" => &mut client_ca,
+            "--server-url" => &mut server_url,
             _ if !arg.starts_with("--") => {
                 address = arg;
                 continue;
@@ -106,11 +111,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "devicegate ntex broker on {address}, database {}",
             devicegate::store::redact_url(&url)
         );
-        Arc::new(Authenticator::start(
-            EngineConfig::default(),
-            SyncConfig::default(),
-            &url,
-        )?)
+        // With --server-url, devices assigned to another broker get CONNACK
+        // 0x9C and its URL (MQTT 5), or not authorized (MQTT 3.1.1).
+        let config = EngineConfig {
+            server_url,
+            ..EngineConfig::default()
+        };
+        Arc::new(Authenticator::start(config, SyncConfig::default(), &url)?)
     };
     let gate = Gate::new(hooks);
     gate.spawn_ticker(Duration::from_millis(100))?;

@@ -206,12 +206,20 @@ pub async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
 /// the database every 100 ms: what the embedded-broker tests put behind
 /// their adapters.
 pub fn ready_hooks(url: &str) -> std::sync::Arc<dyn devicegate::engine::Hooks> {
+    ready_hooks_with(url, devicegate::engine::EngineConfig::default())
+}
+
+/// [`ready_hooks`] with the engine configuration `config`.
+pub fn ready_hooks_with(
+    url: &str,
+    config: devicegate::engine::EngineConfig,
+) -> std::sync::Arc<dyn devicegate::engine::Hooks> {
     use devicegate::sync::{Authenticator, SyncConfig};
     let sync = SyncConfig {
         poll_interval: Duration::from_millis(100),
         ..SyncConfig::default()
     };
-    let auth = Authenticator::start(devicegate::engine::EngineConfig::default(), sync, url).expect("a supported URL");
+    let auth = Authenticator::start(config, sync, url).expect("a supported URL");
     let start = std::time::Instant::now();
     while !auth.is_ready() {
         assert!(

@@ -251,7 +251,10 @@ pub async fn token_session_ends_at_exp(device: &DeviceLogin, ttl_secs: u64) {
             _ => assert!(issued.elapsed() < limit, "closed within 2 s of exp"),
         }
     }
-    assert!(issued.elapsed() >= Duration::from_secs(ttl_secs.saturating_sub(1)), "not closed before exp");
+    assert!(
+        issued.elapsed() >= Duration::from_secs(ttl_secs.saturating_sub(1)),
+        "not closed before exp"
+    );
 }
 
 /// Single session and online state (PROTOCOL.md §9 S4): the device shows

@@ -330,3 +330,111 @@ async fn certificate_devices_pass_the_shared_scenarios_over_tls() {
     devicegate_test_support::scenarios::single_session(&db.url, &device).await;
     disabling_kicks(&db.url, &device).await;
 }
+
+/// The MQTT 5 CONNACK the broker on `port` answers `credentials` with,
+/// decoded by rumqttc's MQTT 5 codec (its client reports only the code of
+/// a refusal, not the properties).
+async fn connack5(
+    port: u16,
+    (client_id, user, pass): &(String, String, String),
+) -> rumqttc::v5::mqttbytes::v5::ConnAck {
+    use rumqttc::v5::mqttbytes::v5::{Connect, Login, Packet};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let connect = Connect {
+        keep_alive: 30,
+        client_id: client_id.clone(),
+        clean_start: true,
+        properties: None,
+    };
+    let login = Login {
+        username: user.clone(),
+        password: pass.clone(),
+    };
+    let mut out = bytes::BytesMut::new();
+    Packet::Connect(connect, None, Some(login)).write(&mut out).unwrap();
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    stream.write_all(&out).await.unwrap();
+    let mut incoming = bytes::BytesMut::new();
+    loop {
+        match Packet::read(&mut incoming, None) {
+            Ok(Packet::ConnAck(ack)) => return ack,
+            Ok(other) => panic!("expected CONNACK, got {other:?}"),
+            Err(_) => {
+                let read = tokio::time::timeout(Duration::from_secs(5), stream.read_buf(&mut incoming))
+                    .await
+                    .expect("CONNACK within 5 s")
+                    .unwrap();
+                assert!(read > 0, "closed without CONNACK");
+            }
+        }
+    }
+}
+
+/// The broker with an engine that knows its own URL.
+fn start_at(url: &str, server_url: &str) -> u16 {
+    let config = devicegate::engine::EngineConfig {
+        server_url: Some(server_url.to_owned()),
+        ..devicegate::engine::EngineConfig::default()
+    };
+    let gate = Gate::new(devicegate_test_support::mqtt::ready_hooks_with(url, config));
+    gate.spawn_ticker(Duration::from_millis(100)).unwrap();
+    spawn_listener(move |addr| {
+        let _ = broker::serve(addr, gate);
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_assigned_elsewhere_gets_0x9c_with_the_server_reference() {
+    let db = db::sqlite();
+    seed(&db.url);
+    devicegate_test_support::cli(
+        &db.url,
+        &[
+            "device",
+            "assign",
+            "Ab3dEf9h",
+            "dev_0001",
+            "--server",
+            "mqtts://broker-b.example:8883",
+        ],
+    );
+    let port = start_at(&db.url, "mqtt://127.0.0.1:1883");
+    let assigned = sign("Ab3dEf9h", "dev_0001", "S3cretDevice0001", &[]);
+    let ack = connack5(port, &assigned).await;
+    assert_eq!(ack.code, Code5::UseAnotherServer);
+    assert_eq!(
+        ack.properties.and_then(|p| p.server_reference).as_deref(),
+        Some("mqtts://broker-b.example:8883")
+    );
+    // MQTT 3.1.1 has no such code: refused as not authorized.
+    assert_eq!(
+        connect(port, &assigned).await.err(),
+        Some(ConnectReturnCode::NotAuthorized)
+    );
+    // Unassigned devices, and a wrong secret for the assigned one, learn nothing.
+    let other = sign("Ab3dEf9h", "dev_0003", "S3cretDevice0003", &[]);
+    assert_eq!(connack5(port, &other).await.code, Code5::Success);
+    let wrong = sign("Ab3dEf9h", "dev_0001", "WrongSecret00001", &[]);
+    let ack = connack5(port, &wrong).await;
+    assert_eq!(ack.code, Code5::BadUserNamePassword);
+    assert_eq!(ack.properties.and_then(|p| p.server_reference), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_device_logs_in_over_mqtt5_and_is_closed_at_expiry() {
+    let db = db::sqlite();
+    seed(&db.url);
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("token.key");
+    devicegate_test_support::cli(&db.url, &["token", "keygen", "--out", key.to_str().unwrap()]);
+    let port = start(&db.url);
+    let token = devicegate_test_support::scenarios::issue_token(&db.url, &key, None);
+    // The token with an empty username.
+    let bare = ("dev_0001".to_owned(), String::new(), token.clone());
+    let (_client, _events) = connect5(port, &bare)
+        .await
+        .expect("a token with an empty username is accepted");
+    own_topics_are_routed(port, &DeviceLogin::token(port, &token)).await;
+    let short = devicegate_test_support::scenarios::issue_token(&db.url, &key, Some("3s"));
+    devicegate_test_support::scenarios::token_session_ends_at_exp(&DeviceLogin::token(port, &short), 3).await;
+}
