@@ -107,6 +107,45 @@ fn the_c_example_runs_clean_under_address_sanitizer() {
 }
 
 #[test]
+fn the_c_example_logs_in_with_a_device_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = dir.path().join("devicegate_check");
+    compile("examples/c/devicegate_check.c", &exe, &[]);
+    let (db, _) = device_database();
+    let key = dir.path().join("token.key");
+    cli(&db.url, &["token", "keygen", "--out", key.to_str().unwrap()]);
+    let token = cli(
+        &db.url,
+        &["token", "issue", "Ab3dEf9h", "dev_0001", "--key", key.to_str().unwrap()],
+    )["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let out = Command::new(&exe)
+        .args([&db.url, "dev_0001", "dev_0001&Ab3dEf9h", &token])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        out.status
+    );
+    for line in [
+        "login: accepted as dev_0001&Ab3dEf9h",
+        "publish /sys/Ab3dEf9h/dev_0001/thing/measurepoint/post: allowed",
+        "all checks passed",
+    ] {
+        assert!(
+            stdout.contains(line),
+            "missing `{line}` in:\n{stdout}\nstderr:\n{stderr}"
+        );
+    }
+    assert!(!stderr.contains(&token), "the token reached a log: {stderr}");
+}
+
+#[test]
 fn the_library_needs_no_broker_symbols() {
     let library = library_dir().join("libdevicegate.so");
     let out = Command::new("nm")

@@ -96,3 +96,27 @@ async fn a_device_cannot_take_over_another_devices_client_id() {
     let port = start(&db.url);
     client_ids_cannot_be_taken_over(port).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_device_uses_its_topics_and_revoking_its_tokens_closes_it() {
+    let db = db::sqlite();
+    seed(&db.url);
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("token.key");
+    devicegate_test_support::cli(&db.url, &["token", "keygen", "--out", key.to_str().unwrap()]);
+    let port = start(&db.url);
+    let token = devicegate_test_support::scenarios::issue_token(&db.url, &key, None);
+    let device = DeviceLogin::token(port, &token);
+    own_topics_are_routed(port, &device).await;
+    // rumqttd closes at the client's next packet (1 s keep-alive).
+    let (_client, mut events) =
+        devicegate_test_support::mqtt::connect_with(port, &device.credentials, Duration::from_secs(1))
+            .await
+            .expect("token login accepted");
+    devicegate_test_support::cli(&db.url, &["device", "revoke-tokens", "Ab3dEf9h", "dev_0001"]);
+    assert!(closed(&mut events).await, "closed after revoke-tokens");
+    assert!(
+        refused_without_connack(&device.credentials, port).await,
+        "the old token is refused"
+    );
+}
