@@ -1,6 +1,8 @@
 //! CONNECT fields: `[selector] client_id \0 username \0 password`. The
 //! selector picks dialect and binding. Parsing must never panic, and every
-//! refusal must map to a refusal outcome.
+//! refusal must map to a refusal outcome. The password also goes through
+//! the device-token (JWT) parser, which must refuse every algorithm but
+//! EdDSA.
 #![no_main]
 
 use devicegate::credentials::{Binding, Dialect, Presented, Username, parse_device_login, parse_username};
@@ -15,6 +17,13 @@ fuzz_target!(|data: &[u8]| {
     let client_id = parts.next().unwrap_or_default();
     let username = parts.next();
     let password = parts.next();
+    if let Some(token) = password
+        && let Ok(parsed) = devicegate::access_token::ParsedToken::parse(token)
+    {
+        assert!(token.len() <= devicegate::access_token::MAX_TOKEN_LEN);
+        assert!(!parsed.kid.is_empty());
+        assert!(!parsed.signature_valid(&[0; 32]) || token.is_empty());
+    }
     match parse_username(username) {
         Ok(Username::Device(identity)) => match parse_device_login(dialect, binding, identity, client_id, password) {
             Ok(login) => {

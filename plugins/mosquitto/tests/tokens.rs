@@ -25,7 +25,10 @@ fn token_fleet(dir: &std::path::Path) -> (db::TestDb, std::path::PathBuf, Broker
     let db = db::sqlite();
     seed(&db.url);
     let key = dir.join("token.key");
-    cli(&db.url, &["token", "keygen", "--out", key.to_str().unwrap(), "--kid", "k1"]);
+    cli(
+        &db.url,
+        &["token", "keygen", "--out", key.to_str().unwrap(), "--kid", "k1"],
+    );
     let broker = Broker::spawn(&db.url, "");
     broker.wait_for_log("registry loaded", Duration::from_secs(15));
     (db, key, broker)
@@ -46,19 +49,44 @@ async fn a_token_device_uses_its_topics_and_is_closed_when_the_token_expires() {
         .unwrap()
         .to_owned();
     let published = Command::new("mosquitto_pub")
-        .args(["-h", "127.0.0.1", "-p", &broker.port.to_string(), "-i", "dev_0001", "-q", "1"])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &broker.port.to_string(),
+            "-i",
+            "dev_0001",
+            "-q",
+            "1",
+        ])
         .args(["-u", &guid, "-P", &token])
         .args(["-t", "/sys/Ab3dEf9h/dev_0001/thing/measurepoint/post", "-m", "1"])
         .output()
         .expect("mosquitto_pub (apt-get install mosquitto-clients)");
-    assert!(published.status.success(), "{}", String::from_utf8_lossy(&published.stderr));
+    assert!(
+        published.status.success(),
+        "{}",
+        String::from_utf8_lossy(&published.stderr)
+    );
     let foreign = Command::new("mosquitto_pub")
-        .args(["-h", "127.0.0.1", "-p", &broker.port.to_string(), "-i", "dev_0001", "-q", "1"])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &broker.port.to_string(),
+            "-i",
+            "dev_0001",
+            "-q",
+            "1",
+        ])
         .args(["-u", "dev_0003&Ab3dEf9h", "-P", &token])
         .args(["-t", "/sys/Ab3dEf9h/dev_0003/thing/measurepoint/post", "-m", "1"])
         .output()
         .unwrap();
-    assert!(!foreign.status.success(), "a token does not lend its rights to another username");
+    assert!(
+        !foreign.status.success(),
+        "a token does not lend its rights to another username"
+    );
 
     let short = issue_token(&db.url, &key, Some("4s"));
     token_session_ends_at_exp(&DeviceLogin::token(broker.port, &short), 4).await;
@@ -68,7 +96,10 @@ async fn a_token_device_uses_its_topics_and_is_closed_when_the_token_expires() {
 /// broker learns through the change feed, within 5 s).
 async fn accepted_soon(device: &DeviceLogin) {
     for _ in 0..50 {
-        if connect_with(device.port, &device.credentials, Duration::from_secs(5)).await.is_ok() {
+        if connect_with(device.port, &device.credentials, Duration::from_secs(5))
+            .await
+            .is_ok()
+        {
             return;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -87,7 +118,10 @@ async fn revoking_tokens_removing_the_key_or_disabling_closes_token_sessions() {
         .expect("token login accepted");
     cli(&db.url, &["device", "revoke-tokens", "Ab3dEf9h", "dev_0001"]);
     assert!(closed(&mut events).await, "closed after revoke-tokens");
-    assert!(login_refused(broker.port, &device.credentials).await, "the old token is refused");
+    assert!(
+        login_refused(broker.port, &device.credentials).await,
+        "the old token is refused"
+    );
     broker.wait_for_log("issued before the device's tokens were revoked", Duration::from_secs(5));
 
     // Tokens issued after the revocation log in (iat is in seconds).
@@ -101,7 +135,10 @@ async fn revoking_tokens_removing_the_key_or_disabling_closes_token_sessions() {
     assert!(login_refused(broker.port, &fresh.credentials).await);
 
     let other_key = dir.path().join("k2.key");
-    cli(&db.url, &["token", "keygen", "--out", other_key.to_str().unwrap(), "--kid", "k2"]);
+    cli(
+        &db.url,
+        &["token", "keygen", "--out", other_key.to_str().unwrap(), "--kid", "k2"],
+    );
     let again = DeviceLogin::token(broker.port, &issue_token(&db.url, &other_key, None));
     accepted_soon(&again).await;
     disabling_kicks(&db.url, &again).await;
@@ -119,7 +156,17 @@ async fn a_broker_that_knows_its_url_refuses_devices_assigned_elsewhere() {
         .await
         .expect("an unassigned device logs in anywhere");
     drop(client);
-    cli(&db.url, &["device", "assign", "Ab3dEf9h", "dev_0001", "--server", "mqtts://broker-b.example:8883"]);
+    cli(
+        &db.url,
+        &[
+            "device",
+            "assign",
+            "Ab3dEf9h",
+            "dev_0001",
+            "--server",
+            "mqtts://broker-b.example:8883",
+        ],
+    );
     let refused = async {
         for _ in 0..50 {
             if login_refused(broker.port, &device.credentials).await {
@@ -130,7 +177,10 @@ async fn a_broker_that_knows_its_url_refuses_devices_assigned_elsewhere() {
         false
     };
     assert!(refused.await, "refused once assigned elsewhere");
-    broker.wait_for_log("device assigned to another server: mqtts://broker-b.example:8883", Duration::from_secs(5));
+    broker.wait_for_log(
+        "device assigned to another server: mqtts://broker-b.example:8883",
+        Duration::from_secs(5),
+    );
     cli(&db.url, &["device", "assign", "Ab3dEf9h", "dev_0001", "--server", own]);
     accepted_soon(&device).await;
 }
