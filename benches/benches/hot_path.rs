@@ -65,11 +65,20 @@ const CASES: [Case; 5] = [
     },
 ];
 
+const PRODUCT_GUID: uuid::Uuid = uuid::Uuid::from_u128(1);
+const DEVICE_GUID: uuid::Uuid = uuid::Uuid::from_u128(2);
+
+/// The device-token key `k1` of the benchmarks (vector T1's seed).
+fn token_key() -> devicegate::access_token::SigningKey {
+    devicegate::access_token::SigningKey::from_seed("k1", &std::array::from_fn(|i| i as u8)).unwrap()
+}
+
 fn registry() -> Arc<Registry> {
     let registry = Arc::new(Registry::new());
     for (pk, dialect) in [("Ab3dEf9h", Dialect::Enos), ("a1B2c3D4e5F", Dialect::Aliyun)] {
         let mut p = Product::new(pk, dialect);
         p.sign_methods = AlgSet::of(&HashAlg::ALL);
+        p.guid = Some(PRODUCT_GUID);
         registry.put_product(p);
     }
     registry.put_device("dev01&a1B2c3D4e5F", DeviceRecord::new(Some(Secret::new(*b"secret123"))));
@@ -91,7 +100,9 @@ fn registry() -> Arc<Registry> {
             used: true,
         },
     ];
+    dev_0001.guid = Some(DEVICE_GUID);
     registry.put_device("dev_0001&Ab3dEf9h", dev_0001);
+    registry.put_token_key("k1", Some(token_key().public_key()));
     for i in 0..100_000 {
         registry.put_device(
             &format!("filler{i}&Ab3dEf9h"),
@@ -205,6 +216,41 @@ fn login(c: &mut Criterion) {
             })
         });
     }
+    // A device token (IDENTITIES.md §4): parse the JWT, check its Ed25519
+    // signature, match the claims to the device found by GUID.
+    let token = token_key().issue(&devicegate::access_token::Claims::new(
+        &PRODUCT_GUID.to_string(),
+        &DEVICE_GUID.to_string(),
+        NOW / 1000,
+        3600,
+    ));
+    let unlimited = EngineConfig {
+        token_checks_per_sec: u32::MAX,
+        ..EngineConfig::default()
+    };
+    let token_engine = Engine::new(Arc::clone(&registry), unlimited);
+    let request = ConnectRequest::new(
+        b"dev_0001",
+        Some(b"dev_0001&Ab3dEf9h"),
+        Some(token.as_bytes()),
+        Some("10.0.0.1"),
+    );
+    group.bench_function("handle_connect_and_disconnect/token", |b| {
+        b.iter(|| {
+            assert!(
+                token_engine.handle_connect(ConnectionId(1), &request, NOW)
+                    == devicegate::engine::ConnectDecision::Accept
+            );
+            token_engine.handle_disconnect(ConnectionId(1), NOW);
+            let written = token_engine.take_store_writes(usize::MAX).len();
+            token_engine.store_writes_committed(written);
+        })
+    });
+    group.bench_function("parts/token_signature", |b| {
+        let parsed = devicegate::access_token::ParsedToken::parse(token.as_bytes()).unwrap();
+        let key = token_key().public_key();
+        b.iter(|| assert!(parsed.signature_valid(black_box(&key))))
+    });
     group.bench_function("psk_key", |b| {
         b.iter(|| engine.psk_key(black_box(PSK_IDENTITY).as_bytes(), None).unwrap())
     });
