@@ -235,7 +235,9 @@ fn login(c: &mut Criterion) {
         Some(token.as_bytes()),
         Some("10.0.0.1"),
     );
-    group.bench_function("handle_connect_and_disconnect/token", |b| {
+    // A reconnect with a token whose signature this engine checked
+    // before: one SHA-256 instead of an Ed25519 verification.
+    group.bench_function("handle_connect_and_disconnect/token_reconnect", |b| {
         b.iter(|| {
             assert!(
                 token_engine.handle_connect(ConnectionId(1), &request, NOW)
@@ -245,6 +247,38 @@ fn login(c: &mut Criterion) {
             let written = token_engine.take_store_writes(usize::MAX).len();
             token_engine.store_writes_committed(written);
         })
+    });
+    // A first login with a token: a fresh token each time, so the
+    // signature is always checked.
+    let mut iat = NOW / 1000;
+    group.bench_function("handle_connect_and_disconnect/token_first_login", |b| {
+        b.iter_batched(
+            || {
+                iat += 1;
+                token_key().issue(&devicegate::access_token::Claims::new(
+                    &PRODUCT_GUID.to_string(),
+                    &DEVICE_GUID.to_string(),
+                    iat.min(NOW / 1000 + 20),
+                    3600,
+                ))
+            },
+            |token| {
+                let request = ConnectRequest::new(
+                    b"dev_0001",
+                    Some(b"dev_0001&Ab3dEf9h"),
+                    Some(token.as_bytes()),
+                    Some("10.0.0.1"),
+                );
+                assert!(
+                    token_engine.handle_connect(ConnectionId(1), &request, NOW)
+                        == devicegate::engine::ConnectDecision::Accept
+                );
+                token_engine.handle_disconnect(ConnectionId(1), NOW);
+                let written = token_engine.take_store_writes(usize::MAX).len();
+                token_engine.store_writes_committed(written);
+            },
+            criterion::BatchSize::SmallInput,
+        )
     });
     group.bench_function("parts/token_signature", |b| {
         let parsed = devicegate::access_token::ParsedToken::parse(token.as_bytes()).unwrap();

@@ -28,6 +28,7 @@ mod presence;
 mod routing;
 mod timers;
 mod tls;
+mod verified_tokens;
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
@@ -496,6 +497,7 @@ pub struct Engine {
     limits: LoginLimits,
     slow_hashes: Budget,
     token_checks: Budget,
+    verified_tokens: verified_tokens::VerifiedTokens,
     timers: Timers,
     effects: Mutex<VecDeque<Effect>>,
     /// How many effects wait, so an empty poll costs no lock.
@@ -524,6 +526,7 @@ impl Engine {
             client_ids: DashMap::new(),
             slow_hashes: Budget::new(config.principal_slow_hashes_per_sec),
             token_checks: Budget::new(config.token_checks_per_sec),
+            verified_tokens: Default::default(),
             registry,
             config,
             connections: DashMap::with_hasher(FxBuildHasher),

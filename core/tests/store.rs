@@ -675,3 +675,109 @@ async fn access_keys_token_keys_agents_and_assignments() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_live_certificate_names_its_device_and_a_revoked_one_nobody() {
+    for db in common::both().await {
+        let store = Store::connect(&db.url).await.unwrap();
+        product(&store, "pk1").await;
+        store.create_device("pk1", "dev1", DeviceSpec::default()).await.unwrap();
+        store.create_device("pk1", "dev2", DeviceSpec::default()).await.unwrap();
+        let (first, second, other) = ("aa".repeat(32), "bb".repeat(32), "cc".repeat(32));
+        let far = 4_000_000_000_000;
+        store.add_certificate("pk1", "dev1", &first, "PEM1", far).await.unwrap();
+        store
+            .add_certificate("pk1", "dev1", &second, "PEM2", far)
+            .await
+            .unwrap();
+        store.add_certificate("pk1", "dev2", &other, "PEM3", far).await.unwrap();
+        let dev1 = Some(("pk1".to_owned(), "dev1".to_owned()));
+        assert_eq!(store.device_by_certificate(&first).await.unwrap(), dev1, "{}", db.url);
+        assert_eq!(store.device_by_certificate(&second).await.unwrap(), dev1);
+        assert_eq!(
+            store.device_by_certificate(&other).await.unwrap(),
+            Some(("pk1".to_owned(), "dev2".to_owned()))
+        );
+        assert_eq!(store.device_by_certificate(&"dd".repeat(32)).await.unwrap(), None);
+        // Only certificates: a PSK identity equal to a fingerprint names nobody.
+        store.create_psk("pk1", "dev2", Some(&"ee".repeat(32))).await.unwrap();
+        assert_eq!(store.device_by_certificate(&"ee".repeat(32)).await.unwrap(), None);
+
+        store
+            .revoke_credentials("pk1", "dev1", CredentialKind::Certificate, Some(&first))
+            .await
+            .unwrap();
+        assert_eq!(store.device_by_certificate(&first).await.unwrap(), None, "revoked");
+        assert_eq!(
+            store.device_by_certificate(&second).await.unwrap(),
+            dev1,
+            "the other stays"
+        );
+        store.delete_device("pk1", "dev2").await.unwrap();
+        assert_eq!(
+            store.device_by_certificate(&other).await.unwrap(),
+            None,
+            "deleted with its device"
+        );
+    }
+}
+
+#[tokio::test]
+async fn devices_are_listed_a_page_at_a_time_in_key_order() {
+    for db in common::both().await {
+        let store = Store::connect(&db.url).await.unwrap();
+        product(&store, "pkB").await;
+        product(&store, "pkA").await;
+        product(&store, "pkEmpty").await;
+        for dk in ["d3", "d1", "d5", "d2", "d4"] {
+            store.create_device("pkB", dk, DeviceSpec::default()).await.unwrap();
+        }
+        for dk in ["x2", "x1"] {
+            store.create_device("pkA", dk, DeviceSpec::default()).await.unwrap();
+        }
+        let keys = |page: &[devicegate::store::DeviceInfo]| {
+            page.iter()
+                .map(|d| format!("{}/{}", d.product_key, d.device_key))
+                .collect::<Vec<_>>()
+        };
+
+        let (page, total) = store.list_devices_page(None, 3, 0).await.unwrap();
+        assert_eq!(
+            (keys(&page), total),
+            (vec!["pkA/x1".into(), "pkA/x2".into(), "pkB/d1".into()], 7),
+            "{}",
+            db.url
+        );
+        let (page, total) = store.list_devices_page(None, 3, 3).await.unwrap();
+        assert_eq!(
+            (keys(&page), total),
+            (vec!["pkB/d2".into(), "pkB/d3".into(), "pkB/d4".into()], 7)
+        );
+        let (page, total) = store.list_devices_page(None, 3, 6).await.unwrap();
+        assert_eq!((keys(&page), total), (vec!["pkB/d5".into()], 7));
+        let (page, total) = store.list_devices_page(None, 3, 7).await.unwrap();
+        assert!(page.is_empty() && total == 7, "past the end: empty, the true count");
+        let (page, total) = store.list_devices_page(None, 1000, u64::MAX).await.unwrap();
+        assert!(page.is_empty() && total == 7);
+
+        let (page, total) = store.list_devices_page(Some("pkB"), 2, 1).await.unwrap();
+        assert_eq!((keys(&page), total), (vec!["pkB/d2".into(), "pkB/d3".into()], 5));
+        let (page, total) = store.list_devices_page(Some("pkEmpty"), 10, 0).await.unwrap();
+        assert!(page.is_empty() && total == 0);
+        let (page, total) = store.list_devices_page(Some("nope"), 10, 0).await.unwrap();
+        assert!(page.is_empty() && total == 0);
+
+        // Every page together is the whole listing, in the same order.
+        let mut all = Vec::new();
+        let mut offset = 0;
+        loop {
+            let (page, _) = store.list_devices_page(None, 2, offset).await.unwrap();
+            if page.is_empty() {
+                break;
+            }
+            offset += page.len() as u64;
+            all.extend(page);
+        }
+        assert_eq!(keys(&all), keys(&store.list_devices(None).await.unwrap()));
+    }
+}

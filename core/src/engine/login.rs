@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64};
 
 use super::connection::{ActivationState, Connection, GatewayState, Session, Subject};
 use super::timers::TimerKind;
+use super::verified_tokens::VerifiedTokens;
 use super::{ConnectDecision, ConnectRequest, ConnectionId, Effect, Engine, IssueKind, StoreWrite, TlsIdentity};
 use uuid::Uuid;
 
@@ -18,7 +19,7 @@ use crate::decision::Refusal;
 use crate::lifecycle::{Activation, Communication, DeviceState, Operational, Verdict};
 use crate::principal::{Verification, dummy_principal};
 use crate::registry::{CredentialKind, DeviceRecord, Product, identity_of};
-use crate::verify::{self, Found, Grant, Named, SessionKind, Via};
+use crate::verify::{self, Found, Grant, Named, SessionKind, Signature, Via};
 
 /// Who a CONNECT claims to be, once parsed. Lives on the stack for one
 /// login: boxing the large variant would allocate on the hot path.
@@ -131,15 +132,33 @@ impl Engine {
             Presented::Register(login) => verify::verify_registration(login, key_text, found)?,
             Presented::Token(login) => verify::verify_device_token(login, key_text, found)?,
             Presented::Psk { identity, claimed } => verify::verify_psk(identity, *claimed, key.as_deref(), found)?,
-            Presented::AccessToken { token, named } => verify::verify_access_token(
-                token,
-                *named,
-                key.as_deref(),
-                found,
-                self.registry.token_key(&token.kid),
-                || self.token_checks.take(now_ms),
-                now_ms,
-            )?,
+            Presented::AccessToken { token, named } => {
+                let raw = request.password.unwrap_or_default();
+                let mut digest = None;
+                let grant = verify::verify_access_token(
+                    token,
+                    *named,
+                    key.as_deref(),
+                    found,
+                    self.registry.token_key(&token.kid),
+                    |public_key| {
+                        let d = VerifiedTokens::digest(public_key, raw);
+                        digest = Some(d);
+                        if self.verified_tokens.contains(&d) {
+                            Signature::Verified
+                        } else {
+                            Signature::Check {
+                                allowed: self.token_checks.take(now_ms),
+                            }
+                        }
+                    },
+                    now_ms,
+                )?;
+                if let (Some(d), Some(expires)) = (digest, grant.expires_at_ms) {
+                    self.verified_tokens.insert(d, expires, now_ms);
+                }
+                grant
+            }
             Presented::Certificate { fingerprint, claimed } => {
                 match verify::verify_certificate(fingerprint, *claimed, key.as_deref(), found, now_ms) {
                     Err(Refusal::UnknownCredential) if key.is_none() => {

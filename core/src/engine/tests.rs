@@ -1362,3 +1362,35 @@ fn a_device_assigned_elsewhere_is_refused_where_the_broker_knows_its_url() {
     engine.apply_device_change("dev_0001&Ab3dEf9h", Some(record), NOW);
     assert_eq!(login(3).0, ConnectDecision::Accept);
 }
+
+#[test]
+fn a_token_verified_once_reconnects_without_another_signature_check() {
+    let registry = Arc::clone(World::new().engine.registry());
+    let config = EngineConfig {
+        token_checks_per_sec: 1,
+        ..EngineConfig::default()
+    };
+    let w = World {
+        engine: Engine::new(registry, config),
+    };
+    let key = with_token_key(&w);
+    let token = token_for_dev_0001(&key, NOW, 3600);
+    assert_eq!(w.connect(1, "c1", "", &token), ConnectDecision::Accept);
+    w.engine.handle_disconnect(ConnectionId(1), NOW);
+    // The budget of one check this second is spent: the same token still
+    // logs in (its signature is known good), a new one waits.
+    assert_eq!(w.connect(2, "c2", "", &token), ConnectDecision::Accept);
+    w.engine.handle_disconnect(ConnectionId(2), NOW);
+    let other = token_for_dev_0001(&key, NOW + 1_000, 3600);
+    assert_eq!(refused(w.connect(3, "c3", "", &other)), Refusal::Busy);
+    // A forged token with a known one's claims is not taken for it.
+    let mut forged = token.clone().into_bytes();
+    let at = forged.len() - 4;
+    forged[at] = if forged[at] == b'A' { b'B' } else { b'A' };
+    let forged = String::from_utf8(forged).unwrap();
+    let request = ConnectRequest::new(b"c4", Some(b""), Some(forged.as_bytes()), Some("10.0.0.2"));
+    assert!(matches!(
+        refused(w.engine.handle_connect(ConnectionId(4), &request, NOW + 2_000)),
+        Refusal::AccessToken("the signature does not verify")
+    ));
+}

@@ -279,13 +279,15 @@ pub struct ProductStatus {
     pub online: i64,
 }
 
-const DEVICE_INFO_COLUMNS: &str = "product_key, device_key, guid, enabled, activated_at, online, last_seen_at, last_address, \
+/// The columns [`device_info`] reads, from `devices`.
+pub(super) const DEVICE_INFO_COLUMNS: &str = "product_key, device_key, guid, enabled, activated_at, online, last_seen_at, last_address, \
      gateway_product_key, gateway_device_key, EXISTS (SELECT 1 FROM credentials c WHERE \
      c.product_key = devices.product_key AND c.device_key = devices.device_key AND c.kind = 'secret' \
      AND c.revoked_at IS NULL) AS has_secret, \
      pending_secret IS NOT NULL AS pending, created_at";
 
-fn device_info(row: &sqlx::any::AnyRow) -> Result<DeviceInfo, sqlx::Error> {
+/// A [`DeviceInfo`] from a row of [`DEVICE_INFO_COLUMNS`].
+pub(super) fn device_info(row: &sqlx::any::AnyRow) -> Result<DeviceInfo, sqlx::Error> {
     let gateway = match (
         row.try_get::<Option<String>, _>("gateway_product_key")?,
         row.try_get::<Option<String>, _>("gateway_device_key")?,

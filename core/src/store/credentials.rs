@@ -174,6 +174,25 @@ impl Store {
         Ok(())
     }
 
+    /// The device, as `(pk, dk)`, holding the live (not revoked)
+    /// certificate credential whose SHA-256 `fingerprint` (hex, as
+    /// [`crate::credentials::Fingerprint`] writes it) is given; `None` when
+    /// no device holds it or it was revoked. One indexed look-up: what
+    /// bootstrap by client certificate asks.
+    pub async fn device_by_certificate(&self, fingerprint: &str) -> Result<Option<(String, String)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT product_key, device_key FROM credentials \
+             WHERE kind = $1 AND identity = $2 AND revoked_at IS NULL",
+        )
+        .bind(CredentialKind::Certificate.name())
+        .bind(fingerprint)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row
+            .map(|r| Ok::<_, sqlx::Error>((r.try_get("product_key")?, r.try_get("device_key")?)))
+            .transpose()?)
+    }
+
     /// Every revoked certificate still within its validity, as (PEM,
     /// revoked at ms): what a CRL lists.
     pub async fn revoked_certificates(&self) -> Result<Vec<(String, u64)>, StoreError> {

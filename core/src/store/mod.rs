@@ -12,6 +12,7 @@ mod agents;
 mod bootstrap;
 mod condition;
 mod credentials;
+mod device_pages;
 mod feed;
 mod rows;
 mod tokens;

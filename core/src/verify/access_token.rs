@@ -25,27 +25,37 @@ pub enum Named<'a> {
     Guid(Uuid),
 }
 
+/// How the token's signature is known to be good, or is to be checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signature {
+    /// These bytes verified under this key before (the engine's cache).
+    Verified,
+    /// Check it, if the broker thread's budget allows one more (else busy).
+    Check {
+        /// Whether the budget allows a check now.
+        allowed: bool,
+    },
+}
+
 /// Verifies a login with the device token `token` at `now_ms`. `device` is
 /// the `{dk}&{pk}` the registry maps the token's `di` to; `public_key` the
-/// registry's key for the token's key id; `may_check_signature` is asked
-/// before the signature check (the broker thread's budget for them) and
-/// may refuse it (busy).
+/// registry's key for the token's key id.
 pub fn verify(
     token: &ParsedToken<'_>,
     named: Named<'_>,
     device: Option<&str>,
     found: Found<'_>,
     public_key: Option<[u8; 32]>,
-    may_check_signature: impl FnOnce() -> bool,
+    signature: impl FnOnce(&[u8; 32]) -> Signature,
     now_ms: u64,
 ) -> Result<Grant, Refusal> {
     let refuse = Refusal::AccessToken;
     let public_key = public_key.ok_or(refuse("unknown key id (token keygen adds keys)"))?;
-    if !may_check_signature() {
-        return Err(Refusal::Busy);
-    }
-    if !token.signature_valid(&public_key) {
-        return Err(refuse("the signature does not verify"));
+    match signature(&public_key) {
+        Signature::Verified => {}
+        Signature::Check { allowed: false } => return Err(Refusal::Busy),
+        Signature::Check { allowed: true } if token.signature_valid(&public_key) => {}
+        Signature::Check { allowed: true } => return Err(refuse("the signature does not verify")),
     }
     let claims = &token.claims;
     let now_s = now_ms / 1000;
@@ -143,7 +153,7 @@ mod tests {
             Some("dev_0001&Ab3dEf9h"),
             found,
             public_key,
-            || true,
+            |_| Signature::Check { allowed: true },
             now_ms,
         )
     }

@@ -29,7 +29,7 @@ use crate::decision::Refusal;
 use crate::lifecycle::Event;
 use crate::registry::{CredentialKind, DeviceRecord, Product};
 
-pub use access_token::{Named, verify as verify_access_token};
+pub use access_token::{Named, Signature, verify as verify_access_token};
 pub use activation::verify as verify_activation;
 pub use certificate::verify as verify_certificate;
 pub use device_token::verify as verify_device_token;
