@@ -10,6 +10,7 @@
 //! and, over TLS, its verified client certificate.
 
 mod auth;
+mod certificates;
 mod error;
 mod extract;
 mod limits;
@@ -28,6 +29,7 @@ use devicegate::access_token::SigningKey;
 use devicegate::store::Store;
 use devicegate_pki::Ca;
 
+pub use certificates::{IssueError, issue_device_certificate};
 pub use listener::{PeerAddr, PeerCertificate};
 pub use state::AppState;
 

@@ -19,6 +19,10 @@ pub struct Cli {
     /// Print machine-readable JSON instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
+    /// The key file secrets are sealed with at rest (`secrets keygen`):
+    /// secrets written are sealed, sealed ones opened.
+    #[arg(long, global = true, env = "DEVICEGATE_SECRET_KEY_FILE", value_name = "FILE")]
+    pub secret_key_file: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -48,9 +52,32 @@ pub enum Command {
     /// Registration agents: bearer tokens for the provisioning service.
     #[command(subcommand)]
     Agent(AgentCommand),
+    /// Seal secrets at rest: make keys, seal or rotate every stored secret.
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
     /// Run the provisioning service: device tokens, bootstrap, agents and
     /// the admin API over HTTP (IDENTITIES.md §7).
     Serve(ServeArgs),
+}
+
+/// `devicegate secrets …`
+#[derive(Debug, Clone, Subcommand)]
+pub enum SecretsCommand {
+    /// Add a new random AES-256 key to the key file FILE (created 0600;
+    /// the new key becomes the one new secrets are sealed with, older keys
+    /// stay to open older values). Then run `secrets seal`.
+    Keygen {
+        /// The key file.
+        #[arg(long)]
+        out: PathBuf,
+        /// The key id (letters, digits, `-`, `_`, `.`); default: random.
+        #[arg(long)]
+        kid: Option<String>,
+    },
+    /// Seal every stored secret under the current key of --secret-key-file
+    /// (plaintext ones and ones under older keys) and mark every product
+    /// sealed: plaintext secrets are refused from then on.
+    Seal,
 }
 
 /// `devicegate serve …`

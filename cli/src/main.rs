@@ -14,8 +14,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use args::{Cli, Command};
-use devicegate::store::{Store, StoreError};
+use args::{Cli, Command, SecretsCommand};
+use devicegate::store::{SecretKeys, Store, StoreError};
 
 /// Exit code when the database cannot be reached.
 const EXIT_UNREACHABLE: u8 = 3;
@@ -66,7 +66,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     {
         return done;
     }
-    let store = Store::connect(&cli.database_url).await?;
+    if let Command::Secrets(SecretsCommand::Keygen { out: path, kid }) = &cli.command {
+        return commands::secrets::keygen(&out, path, kid.clone());
+    }
+    let keys = cli
+        .secret_key_file
+        .as_deref()
+        .map(SecretKeys::load)
+        .transpose()?
+        .map(std::sync::Arc::new);
+    let store = Store::connect(&cli.database_url).await?.with_secret_keys(keys);
     let result = match cli.command {
         Command::Product(cmd) => commands::product::run(&out, &store, cmd).await,
         Command::Device(cmd) => commands::device::run(&out, &store, cmd).await,
@@ -76,6 +85,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token(cmd) => commands::token::run(&out, &store, cmd).await,
         Command::Agent(cmd) => commands::agent::run(&out, &store, cmd).await,
         Command::Serve(args) => commands::serve::run(&store, args).await,
+        Command::Secrets(cmd) => commands::secrets::run(&out, &store, cmd).await,
         Command::Sign(_) => Ok(()),
     };
     store.close().await;

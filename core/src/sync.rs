@@ -52,6 +52,9 @@ pub struct SyncConfig {
     /// (Mosquitto) calls it once it runs as its own user, so no file is
     /// created or opened as root.
     pub wait_for_begin: bool,
+    /// The keys secrets are sealed with at rest (issue 10 item 6), loaded
+    /// by the adapter from its key file option; `None`: plaintext.
+    pub secret_keys: Option<Arc<crate::store::SecretKeys>>,
 }
 
 impl Default for SyncConfig {
@@ -65,6 +68,7 @@ impl Default for SyncConfig {
             spool_dir: None,
             watch_interval: Duration::from_secs(1),
             wait_for_begin: false,
+            secret_keys: None,
         }
     }
 }
@@ -218,7 +222,7 @@ async fn run(engine: Arc<Engine>, config: SyncConfig, url: String, stop: Arc<Not
     let mut backoff = Duration::from_millis(500);
     let (mut store, mut last_change) = loop {
         let attempt = async {
-            let store = Store::connect(&url).await?;
+            let store = Store::connect(&url).await?.with_secret_keys(config.secret_keys.clone());
             let last = reconcile(&store, &engine).await?;
             Ok::<_, StoreError>((store, last))
         };

@@ -781,3 +781,140 @@ async fn devices_are_listed_a_page_at_a_time_in_key_order() {
         assert_eq!(keys(&all), keys(&store.list_devices(None).await.unwrap()));
     }
 }
+
+/// A key file text with the keys `kids`, the first current.
+fn key_file(dir: &std::path::Path, name: &str, lines: &[&str]) -> std::sync::Arc<devicegate::store::SecretKeys> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let path = dir.join(name);
+    std::fs::write(&path, lines.join("\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::sync::Arc::new(devicegate::store::SecretKeys::load(&path).unwrap())
+}
+
+/// Every stored secret column, raw.
+async fn stored_secrets(url: &str) -> Vec<String> {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(url).await.unwrap();
+    let mut out = Vec::new();
+    for sql in [
+        "SELECT material AS v FROM credentials WHERE kind IN ('secret', 'psk') AND material IS NOT NULL",
+        "SELECT pending_secret AS v FROM devices WHERE pending_secret IS NOT NULL",
+        "SELECT product_secret AS v FROM products WHERE product_secret IS NOT NULL",
+    ] {
+        for row in sqlx::query(sql).fetch_all(&pool).await.unwrap() {
+            out.push(sqlx::Row::try_get::<String, _>(&row, "v").unwrap());
+        }
+    }
+    pool.close().await;
+    out
+}
+
+#[tokio::test]
+async fn secrets_are_sealed_at_rest_and_a_dump_alone_logs_no_one_in() {
+    use devicegate::store::{SecretKeys, is_sealed};
+    let dir = tempfile::tempdir().unwrap();
+    let k1 = SecretKeys::new_key_line("k1").unwrap();
+    let k2 = SecretKeys::new_key_line("k2").unwrap();
+    for db in common::both().await {
+        // A fleet written before sealing: plaintext.
+        let plain = Store::connect(&db.url).await.unwrap();
+        let mut spec = ProductSpec::new("pk", Dialect::Enos);
+        spec.dynamic_activation = true;
+        spec.secret = Some("ProdSecretXYZ123".into());
+        plain.create_product(spec).await.unwrap();
+        let secret = plain
+            .create_device("pk", "old", DeviceSpec::default())
+            .await
+            .unwrap()
+            .unwrap();
+        let psk = plain.create_psk("pk", "old", None).await.unwrap();
+        assert!(stored_secrets(&db.url).await.contains(&secret));
+
+        // Sealing with k1: nothing in the database is plaintext any more.
+        let sealed = Store::connect(&db.url)
+            .await
+            .unwrap()
+            .with_secret_keys(Some(key_file(dir.path(), "k1", &[&k1])));
+        let report = sealed.seal_secrets().await.unwrap();
+        assert_eq!((report.sealed, report.resealed), (3, 0), "{report:?}");
+        let new = sealed
+            .create_device("pk", "new", DeviceSpec::default())
+            .await
+            .unwrap()
+            .unwrap();
+        let waiting = DeviceSpec {
+            no_secret: true,
+            ..DeviceSpec::default()
+        };
+        sealed.create_device("pk", "dyn", waiting).await.unwrap();
+        sealed
+            .apply_writes(vec![StoreWrite::Issue {
+                device: "dyn&pk".into(),
+                kind: IssueKind::Activation,
+                secret: Secret::new(*b"0123456789abcdef0123456789abcdef"),
+                connection: ConnectionId(7),
+            }])
+            .await
+            .unwrap();
+        let raw = stored_secrets(&db.url).await;
+        assert!(raw.iter().all(|v| is_sealed(v)), "{raw:?}");
+        for plaintext in [secret.as_str(), new.as_str(), psk.key.as_str(), "ProdSecretXYZ123"] {
+            assert!(!raw.iter().any(|v| v.contains(plaintext)));
+        }
+        // With the key the registry gets every secret; without it, none.
+        let record = sealed.device_record("old&pk").await.unwrap().unwrap();
+        assert_eq!(record.secret.unwrap().expose(), secret.as_bytes());
+        assert_eq!(record.credentials[0].material.expose(), psk.key.as_bytes());
+        assert!(sealed.product("pk").await.unwrap().unwrap().secret.is_some());
+        let dump_only = Store::connect(&db.url).await.unwrap();
+        assert!(
+            dump_only
+                .device_record("old&pk")
+                .await
+                .unwrap()
+                .unwrap()
+                .secret
+                .is_none()
+        );
+        assert!(dump_only.product("pk").await.unwrap().unwrap().secret.is_none());
+        // A plaintext secret written around the sealing is refused.
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(&db.url).await.unwrap();
+        sqlx::query("UPDATE credentials SET material = 'PlainSecret00001' WHERE identity = 'new&pk'")
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        assert!(sealed.device_record("new&pk").await.unwrap().unwrap().secret.is_none());
+
+        // Rotation: k2 current, k1 kept to open older values; afterwards
+        // a store with k2 alone opens everything.
+        let rotated =
+            Store::connect(&db.url)
+                .await
+                .unwrap()
+                .with_secret_keys(Some(key_file(dir.path(), "k21", &[&k2, &k1])));
+        let report = rotated.seal_secrets().await.unwrap();
+        assert_eq!(
+            (report.sealed, report.resealed, report.current),
+            (1, 4, 0),
+            "{report:?}"
+        );
+        let k2_only = Store::connect(&db.url)
+            .await
+            .unwrap()
+            .with_secret_keys(Some(key_file(dir.path(), "k2", &[&k2])));
+        let record = k2_only.device_record("old&pk").await.unwrap().unwrap();
+        assert_eq!(record.secret.unwrap().expose(), secret.as_bytes());
+        assert!(
+            k2_only
+                .device_record("dyn&pk")
+                .await
+                .unwrap()
+                .unwrap()
+                .pending_secret
+                .is_some()
+        );
+        assert_eq!(k2_only.seal_secrets().await.unwrap().current, 5);
+    }
+}

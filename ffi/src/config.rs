@@ -48,6 +48,12 @@ pub(crate) struct Config {
     /// Device-token signature checks per second on the broker thread.
     #[serde(default)]
     token_checks_per_sec: Option<u32>,
+    /// The key file secrets are sealed with at rest (mode 0600).
+    #[serde(default)]
+    secret_key_file: Option<String>,
+    /// The keys of `secret_key_file`, read once at parse.
+    #[serde(skip)]
+    secret_keys: Option<std::sync::Arc<devicegate::store::SecretKeys>>,
 }
 
 impl Config {
@@ -58,6 +64,12 @@ impl Config {
             return Err("configuration: database_url is empty".to_owned());
         }
         config.log_level()?;
+        let mut config = config;
+        if let Some(path) = config.secret_key_file.as_deref().filter(|p| !p.is_empty()) {
+            let keys = devicegate::store::SecretKeys::load(std::path::Path::new(path))
+                .map_err(|e| format!("configuration: secret_key_file: {e}"))?;
+            config.secret_keys = Some(std::sync::Arc::new(keys));
+        }
         if let Some(url) = &config.server_url {
             devicegate::store::validate_server_url(url).map_err(|e| format!("configuration: server_url: {e}"))?;
         }
@@ -109,6 +121,7 @@ impl Config {
             sync.reconcile_interval = Duration::from_secs(secs.max(1));
         }
         sync.spool_dir = self.spool_dir.as_deref().filter(|d| !d.is_empty()).map(Into::into);
+        sync.secret_keys.clone_from(&self.secret_keys);
         sync
     }
 }
@@ -132,6 +145,8 @@ mod tests {
                 .unwrap_err()
                 .contains("server_url")
         );
+        let missing_key = Config::parse(r#"{"database_url":"x","secret_key_file":"/nonexistent/key"}"#).unwrap_err();
+        assert!(missing_key.contains("secret_key_file"), "{missing_key}");
         let unknown = Config::parse(r#"{"database_url":"x","databse_url":"y"}"#).unwrap_err();
         assert!(unknown.contains("databse_url"), "{unknown}");
         assert!(Config::parse(r#"{}"#).unwrap_err().contains("database_url"));

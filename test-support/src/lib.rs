@@ -2,13 +2,15 @@
 //! a fresh Postgres database per test on the server named by
 //! `DEVICEGATE_TEST_POSTGRES` (default: the local server). A Postgres that
 //! cannot be reached fails the test with a hint; it is never skipped. Also
-//! the `devicegate` CLI, as tests drive it.
+//! the `devicegate` CLI, as tests drive it, and `devicegate serve` as a
+//! process ([`service`]).
 
 mod cli;
 pub mod fleet;
 pub mod mqtt;
 pub mod raw;
 pub mod scenarios;
+pub mod service;
 pub mod tls_relay;
 
 use std::sync::atomic::{AtomicU32, Ordering};

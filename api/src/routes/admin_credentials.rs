@@ -7,11 +7,12 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use devicegate::registry::CredentialKind;
 use devicegate::store::{CredentialInfo, NewAccessKey, NewPsk};
-use devicegate_pki::{DeviceSubject, PkiError};
+use devicegate_pki::PkiError;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::auth::AdminAgent;
+use crate::certificates::{IssueError, issue_device_certificate};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::JsonBody;
 use crate::state::AppState;
@@ -188,42 +189,29 @@ pub async fn issue_certificate(
             "the service has no CA: start `devicegate serve` with --ca-dir DIR (devicegate ca init)",
         )
     })?;
-    let device = state.store().device_info(&product_key, &device_key).await?;
-    let guid = device.guid.ok_or_else(|| {
-        ApiError::new(
-            StatusCode::CONFLICT,
-            "the device has no GUID: the database predates migration 0003",
-        )
+    let issued = issue_device_certificate(
+        state.store(),
+        ca,
+        &product_key,
+        &device_key,
+        Some(&request.csr),
+        request.days.unwrap_or(DEFAULT_CERT_DAYS),
+    )
+    .await
+    .map_err(|e| match e {
+        IssueError::Store(e) => ApiError::from(e),
+        IssueError::NoGuid => ApiError::new(StatusCode::CONFLICT, e.to_string()),
+        IssueError::Pki(PkiError::Malformed(_) | PkiError::BadCsrSignature | PkiError::WeakKey(_)) => {
+            ApiError::bad_request(format!("csr: {e}"))
+        }
+        IssueError::Pki(e) => {
+            tracing::error!(error = %e, "cannot issue a device certificate");
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "cannot issue the certificate (see the service log)",
+            )
+        }
     })?;
-    let subject = DeviceSubject {
-        product_key: &product_key,
-        device_key: &device_key,
-        guid: &guid,
-    };
-    let issued = ca
-        .device_cert(subject, Some(&request.csr), request.days.unwrap_or(DEFAULT_CERT_DAYS))
-        .map_err(|e| match e {
-            PkiError::Malformed(_) | PkiError::BadCsrSignature | PkiError::WeakKey(_) => {
-                ApiError::bad_request(format!("csr: {e}"))
-            }
-            e => {
-                tracing::error!(error = %e, "cannot issue a device certificate");
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "cannot issue the certificate (see the service log)",
-                )
-            }
-        })?;
-    state
-        .store()
-        .add_certificate(
-            &product_key,
-            &device_key,
-            &issued.info.fingerprint,
-            &issued.cert_pem,
-            issued.info.not_after_ms,
-        )
-        .await?;
     Ok((
         StatusCode::CREATED,
         Json(CertificateIssued {

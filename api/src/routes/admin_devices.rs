@@ -110,10 +110,7 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(DeviceCreated { device, secret })))
 }
 
-/// Devices, a page at a time.
-///
-/// The store lists whole products (`Store::list_devices`); the page is cut
-/// here until it offers a paged query.
+/// Devices, a page at a time, ordered by product key, then device key.
 #[utoipa::path(
     get,
     path = "/v1/admin/devices",
@@ -137,9 +134,15 @@ pub async fn list(
         return Err(ApiError::bad_request(format!("limit: expected 1 to {MAX_LIMIT}")));
     }
     let offset = query.offset.unwrap_or(0);
-    let all = state.store().list_devices(query.product_key.as_deref()).await?;
-    let total = all.len();
-    let devices: Vec<DeviceInfo> = all.into_iter().skip(offset).take(limit).collect();
+    let (devices, total) = state
+        .store()
+        .list_devices_page(
+            query.product_key.as_deref(),
+            u32::try_from(limit).unwrap_or(u32::MAX),
+            u64::try_from(offset).unwrap_or(u64::MAX),
+        )
+        .await?;
+    let total = usize::try_from(total).unwrap_or(usize::MAX);
     let next_offset = Some(offset.saturating_add(devices.len())).filter(|next| *next < total);
     Ok(Json(DevicePage {
         devices,

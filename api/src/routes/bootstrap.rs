@@ -8,7 +8,6 @@ use axum::http::StatusCode;
 use devicegate::bootstrap::{BootstrapRefusal, verify_bootstrap};
 use devicegate::clock::now_ms;
 use devicegate::credentials::Fingerprint;
-use devicegate::registry::CredentialKind;
 use devicegate::store::BootstrapTarget;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -126,24 +125,20 @@ async fn by_signature(state: &AppState, request: BootstrapRequest) -> Result<Boo
     target.ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, BootstrapRefusal::BadSign.to_string()))
 }
 
-/// The device holding the live certificate credential `der`.
-///
-/// TEMPORARY: the store has no look-up by certificate fingerprint yet
-/// (`Store::device_by_certificate` is requested), so this loads every
-/// device; replace the scan with that call once it exists.
+/// The device holding the live certificate credential `der` (looked up
+/// by its fingerprint); an unregistered or revoked certificate gets 401.
 async fn by_certificate(state: &AppState, der: &[u8]) -> Result<BootstrapTarget, ApiError> {
     let fingerprint = Fingerprint::of(der);
-    let devices = state.store().load_devices().await?;
-    let holder = devices
-        .iter()
-        .find(|(_, record)| record.holds(CredentialKind::Certificate, fingerprint.as_str()))
-        .and_then(|(key, _)| key.split_once('&'));
     let refused = || {
         ApiError::new(
             StatusCode::UNAUTHORIZED,
             "the client certificate is not registered to a device (or is revoked)",
         )
     };
-    let (dk, pk) = holder.ok_or_else(refused)?;
-    state.store().bootstrap_target(pk, dk).await?.ok_or_else(refused)
+    let (pk, dk) = state
+        .store()
+        .device_by_certificate(fingerprint.as_str())
+        .await?
+        .ok_or_else(refused)?;
+    state.store().bootstrap_target(&pk, &dk).await?.ok_or_else(refused)
 }

@@ -8,7 +8,8 @@ use crate::args::CertCommand;
 use crate::output::Output;
 use devicegate::registry::CredentialKind;
 use devicegate::store::Store;
-use devicegate_pki::{Ca, CertificateInfo, DeviceSubject, write_private, write_public};
+use devicegate_api::{IssueError, issue_device_certificate};
+use devicegate_pki::{Ca, CertificateInfo, write_private, write_public};
 
 fn read(path: &std::path::Path) -> anyhow::Result<String> {
     std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
@@ -24,20 +25,11 @@ pub async fn run(out: &Output, store: &Store, command: CertCommand) -> anyhow::R
             csr,
             days,
         } => {
-            let device = store.device_info(&product_key, &device_key).await?;
-            let guid = device
-                .guid
-                .context("the device has no GUID: the database predates migration 0003")?;
             let csr = csr.as_deref().map(read).transpose()?;
             let ca = Ca::load(&ca_dir)?;
-            let subject = DeviceSubject {
-                product_key: &product_key,
-                device_key: &device_key,
-                guid: &guid,
-            };
-            let issued = ca.device_cert(subject, csr.as_deref(), days)?;
+            // Without a CSR the CA makes the key, written beside the certificate.
             let cert_path = with_extension(&prefix, "pem");
-            let key_path = issued.key_pem.as_ref().map(|_| with_extension(&prefix, "key"));
+            let key_path = csr.is_none().then(|| with_extension(&prefix, "key"));
             for path in std::iter::once(&cert_path).chain(key_path.as_ref()) {
                 anyhow::ensure!(
                     !path.exists(),
@@ -45,15 +37,14 @@ pub async fn run(out: &Output, store: &Store, command: CertCommand) -> anyhow::R
                     path.display()
                 );
             }
-            store
-                .add_certificate(
-                    &product_key,
-                    &device_key,
-                    &issued.info.fingerprint,
-                    &issued.cert_pem,
-                    issued.info.not_after_ms,
-                )
-                .await?;
+            let issued = issue_device_certificate(store, &ca, &product_key, &device_key, csr.as_deref(), days)
+                .await
+                .map_err(|e| match e {
+                    // Unwrapped, so main still finds a StoreError (exit code, database named).
+                    IssueError::Store(e) => anyhow::Error::from(e),
+                    IssueError::Pki(e) => anyhow::Error::from(e),
+                    e @ IssueError::NoGuid => anyhow::Error::from(e),
+                })?;
             if let (Some(path), Some(key)) = (&key_path, &issued.key_pem) {
                 write_private(path, key)?;
             }

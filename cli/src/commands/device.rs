@@ -1,6 +1,5 @@
 //! `devicegate device …`
 
-use anyhow::bail;
 use serde_json::json;
 
 use crate::args::DeviceCommand;
@@ -9,10 +8,7 @@ use devicegate::store::{DeviceInfo, DeviceSpec, Store};
 
 /// Splits `GWPK/GWDK`.
 pub fn gateway(text: &str) -> anyhow::Result<(String, String)> {
-    match text.split_once('/') {
-        Some((pk, dk)) if !pk.is_empty() && !dk.is_empty() && !dk.contains('/') => Ok((pk.to_owned(), dk.to_owned())),
-        _ => bail!("gateway `{text}` must be PRODUCT_KEY/DEVICE_KEY"),
-    }
+    devicegate::store::parse_gateway(text).map_err(anyhow::Error::msg)
 }
 
 pub async fn run(out: &Output, store: &Store, command: DeviceCommand) -> anyhow::Result<()> {

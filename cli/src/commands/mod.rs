@@ -8,6 +8,7 @@ pub mod import;
 pub mod principal;
 pub mod product;
 pub mod psk;
+pub mod secrets;
 pub mod serve;
 pub mod sign;
 pub mod status;

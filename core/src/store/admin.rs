@@ -5,6 +5,7 @@
 use serde::Serialize;
 use sqlx::{AnyConnection, Row};
 
+use super::sealing::{self, SealedField, SecretKeys};
 use super::writes::record_change;
 use super::{Store, StoreError, new_guid, rows};
 use crate::acl::TopicRule;
@@ -315,7 +316,8 @@ pub(super) fn device_info(row: &sqlx::any::AnyRow) -> Result<DeviceInfo, sqlx::E
     })
 }
 
-fn product_spec(row: &sqlx::any::AnyRow) -> Result<ProductSpec, sqlx::Error> {
+fn product_spec(row: &sqlx::any::AnyRow, keys: Option<&SecretKeys>) -> Result<ProductSpec, sqlx::Error> {
+    let pk: String = row.try_get("product_key")?;
     let opt_u32 = |col: &str| -> Result<Option<u32>, sqlx::Error> {
         Ok(row
             .try_get::<Option<i64>, _>(col)?
@@ -323,8 +325,13 @@ fn product_spec(row: &sqlx::any::AnyRow) -> Result<ProductSpec, sqlx::Error> {
     };
     let extra: String = row.try_get("extra_topics")?;
     Ok(ProductSpec {
-        product_key: row.try_get("product_key")?,
-        secret: row.try_get("product_secret")?,
+        secret: sealing::open(
+            keys,
+            SealedField::ProductSecret(&pk),
+            row.try_get("product_secret")?,
+            rows::flag(row, "secrets_sealed")?,
+        ),
+        product_key: pk,
         allow_weak_secret: false,
         dialect: row.try_get("dialect")?,
         sign_methods: row.try_get("sign_methods")?,
@@ -348,7 +355,16 @@ fn product_spec(row: &sqlx::any::AnyRow) -> Result<ProductSpec, sqlx::Error> {
 
 /// Makes `secret` the device's secret (its `secret` credential, kept under
 /// the identity `{dk}&{pk}`), replacing the one it had.
-pub(super) async fn set_secret(conn: &mut AnyConnection, pk: &str, dk: &str, secret: &str) -> Result<(), sqlx::Error> {
+pub(super) async fn set_secret(
+    conn: &mut AnyConnection,
+    keys: Option<&SecretKeys>,
+    pk: &str,
+    dk: &str,
+    secret: &str,
+) -> Result<(), sqlx::Error> {
+    let key = format!("{dk}&{pk}");
+    let stored = sealing::seal(keys, SealedField::DeviceSecret(&key), secret)
+        .map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
     sqlx::query(
         "INSERT INTO credentials (product_key, device_key, kind, identity, material, created_at) \
          VALUES ($1, $2, 'secret', $3, $4, $5) ON CONFLICT (kind, identity) \
@@ -356,8 +372,8 @@ pub(super) async fn set_secret(conn: &mut AnyConnection, pk: &str, dk: &str, sec
     )
     .bind(pk)
     .bind(dk)
-    .bind(format!("{dk}&{pk}"))
-    .bind(secret)
+    .bind(&key)
+    .bind(stored)
     .bind(to_i64(now_ms()))
     .execute(conn)
     .await?;
@@ -397,11 +413,12 @@ impl Store {
         sqlx::query(
             "INSERT INTO products (product_key, product_secret, dialect, sign_methods, timestamp_window_secs, \
              dynamic_activation, free_client_id, shared_subscriptions, allow_retain, offline_after_secs, \
-             max_sub_devices, extra_topics, created_at, guid, auto_register_certs, token_ttl_secs, server_url) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+             max_sub_devices, extra_topics, created_at, guid, auto_register_certs, token_ttl_secs, server_url, \
+             secrets_sealed) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
         )
         .bind(&spec.product_key)
-        .bind(spec.secret.as_deref())
+        .bind(self.seal_product_secret(&spec)?)
         .bind(&spec.dialect)
         .bind(&spec.sign_methods)
         .bind(spec.timestamp_window_secs.map(i64::from))
@@ -417,6 +434,7 @@ impl Store {
         .bind(i64::from(spec.auto_register_certs))
         .bind(spec.token_ttl_secs.map(i64::from))
         .bind(spec.server_url.as_deref())
+        .bind(i64::from(self.keys.is_some()))
         .execute(&mut *tx)
         .await?;
         record_change(&mut tx, "product", Some(&spec.product_key), None, None, now_ms()).await?;
@@ -479,7 +497,7 @@ impl Store {
              offline_after_secs = $9, max_sub_devices = $10, extra_topics = $11, auto_register_certs = $12, \
              token_ttl_secs = $13, server_url = $14 WHERE product_key = $15",
         )
-        .bind(spec.secret.as_deref())
+        .bind(self.seal_product_secret(&spec)?)
         .bind(&spec.dialect)
         .bind(&spec.sign_methods)
         .bind(spec.timestamp_window_secs.map(i64::from))
@@ -499,6 +517,14 @@ impl Store {
         record_change(&mut tx, "product", Some(pk), None, None, now_ms()).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// The product secret of `spec` as the database holds it.
+    fn seal_product_secret(&self, spec: &ProductSpec) -> Result<Option<String>, StoreError> {
+        spec.secret
+            .as_deref()
+            .map(|s| sealing::seal(self.keys.as_deref(), SealedField::ProductSecret(&spec.product_key), s))
+            .transpose()
     }
 
     /// Deletes a product and its devices.
@@ -530,7 +556,7 @@ impl Store {
         let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
         rows.iter()
             .map(|row| {
-                let spec = product_spec(row)?;
+                let spec = product_spec(row, self.keys.as_deref())?;
                 Ok(ProductInfo {
                     has_secret: spec.secret.is_some(),
                     spec,
@@ -555,7 +581,7 @@ impl Store {
         let sql = format!("SELECT {} FROM products WHERE product_key = $1", rows::PRODUCT_COLUMNS);
         let row = sqlx::query(&sql).bind(pk).fetch_optional(conn).await?;
         row.as_ref()
-            .map(product_spec)
+            .map(|r| product_spec(r, self.keys.as_deref()))
             .transpose()?
             .ok_or_else(|| StoreError::UnknownProduct(pk.to_owned()))
     }
@@ -611,7 +637,7 @@ impl Store {
             return Ok(None);
         }
         if let Some(secret) = &secret {
-            set_secret(conn, pk, dk, secret).await?;
+            set_secret(conn, self.keys.as_deref(), pk, dk, secret).await?;
         }
         record_change(conn, "device", Some(pk), Some(dk), None, now_ms()).await?;
         Ok(Some(generated))
@@ -753,7 +779,7 @@ impl Store {
                 .bind(dk)
                 .execute(&mut *tx)
                 .await?;
-                set_secret(&mut tx, pk, dk, &secret).await?;
+                set_secret(&mut tx, self.keys.as_deref(), pk, dk, &secret).await?;
             }
             None => {
                 sqlx::query(
@@ -766,7 +792,7 @@ impl Store {
                 .bind(new_guid())
                 .execute(&mut *tx)
                 .await?;
-                set_secret(&mut tx, pk, dk, &secret).await?;
+                set_secret(&mut tx, self.keys.as_deref(), pk, dk, &secret).await?;
             }
         }
         record_change(&mut tx, "device", Some(pk), Some(dk), None, now_ms()).await?;
@@ -787,7 +813,8 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?
             .ok_or_else(|| StoreError::UnknownDevice(pk.to_owned(), dk.to_owned()))?;
-        Ok(row.try_get("device_secret")?)
+        let (_, record) = rows::device(&row, self.keys.as_deref())?;
+        Ok(record.secret.map(|s| s.expose_str()))
     }
 
     /// Creates a principal with an already hashed password.

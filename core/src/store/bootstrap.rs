@@ -69,7 +69,7 @@ impl Store {
     /// The device `pk`/`dk` as bootstrap sees it, if it exists.
     pub async fn bootstrap_target(&self, pk: &str, dk: &str) -> Result<Option<BootstrapTarget>, StoreError> {
         let sql = format!(
-            "SELECT secrets.material AS device_secret, devices.enabled, \
+            "SELECT secrets.material AS device_secret, devices.enabled, sealing.secrets_sealed AS product_sealed, \
              COALESCE(devices.server_url, products.server_url) AS assigned \
              FROM {} JOIN products ON products.product_key = devices.product_key \
              WHERE devices.product_key = $1 AND devices.device_key = $2",
@@ -80,9 +80,13 @@ impl Store {
             return Ok(None);
         };
         Ok(Some(BootstrapTarget {
-            secret: row
-                .try_get::<Option<String>, _>("device_secret")?
-                .map(|s| Secret::new(s.into_bytes())),
+            secret: super::sealing::open(
+                self.keys.as_deref(),
+                super::sealing::SealedField::DeviceSecret(&format!("{dk}&{pk}")),
+                row.try_get("device_secret")?,
+                rows::flag(&row, "product_sealed")?,
+            )
+            .map(|s| Secret::new(s.into_bytes())),
             enabled: rows::flag(&row, "enabled")?,
             server_url: row.try_get("assigned")?,
         }))

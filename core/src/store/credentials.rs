@@ -121,7 +121,11 @@ impl Store {
         .bind(dk)
         .bind(CredentialKind::Psk.name())
         .bind(&identity)
-        .bind(&key)
+        .bind(super::sealing::seal(
+            self.keys.as_deref(),
+            super::sealing::SealedField::PskKey(&identity),
+            &key,
+        )?)
         .bind(i64::try_from(now_ms()).unwrap_or(i64::MAX))
         .execute(&mut *tx)
         .await?;

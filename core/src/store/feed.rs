@@ -35,7 +35,10 @@ impl Store {
     pub async fn load_products(&self) -> Result<Vec<Product>, StoreError> {
         let sql = format!("SELECT {} FROM products", rows::PRODUCT_COLUMNS);
         let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
-        let mut products: Vec<Product> = rows.iter().map(rows::product).collect::<Result<_, _>>()?;
+        let mut products: Vec<Product> = rows
+            .iter()
+            .map(|r| rows::product(r, self.keys.as_deref()))
+            .collect::<Result<_, _>>()?;
         Store::attach_trusted_cas(&mut products, &self.trusted_cas(None).await?);
         Ok(products)
     }
@@ -44,14 +47,17 @@ impl Store {
     pub async fn load_devices(&self) -> Result<Vec<(String, DeviceRecord)>, StoreError> {
         let sql = format!("SELECT {} FROM {}", rows::DEVICE_COLUMNS, rows::DEVICES_WITH_SECRETS);
         let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
-        let mut devices: Vec<(String, DeviceRecord)> = rows.iter().map(rows::device).collect::<Result<_, _>>()?;
+        let mut devices: Vec<(String, DeviceRecord)> = rows
+            .iter()
+            .map(|r| rows::device(r, self.keys.as_deref()))
+            .collect::<Result<_, _>>()?;
         let sql = format!(
             "SELECT {} FROM credentials WHERE revoked_at IS NULL ORDER BY product_key, device_key, id",
             rows::CREDENTIAL_COLUMNS
         );
         let mut by_device: HashMap<String, Vec<Credential>> = HashMap::new();
         for row in sqlx::query(&sql).fetch_all(&self.pool).await? {
-            if let Some((key, credential)) = rows::credential(&row)? {
+            if let Some((key, credential)) = rows::credential(&row, self.keys.as_deref())? {
                 by_device.entry(key).or_default().push(credential);
             }
         }
@@ -73,7 +79,11 @@ impl Store {
     pub async fn product(&self, pk: &str) -> Result<Option<Product>, StoreError> {
         let sql = format!("SELECT {} FROM products WHERE product_key = $1", rows::PRODUCT_COLUMNS);
         let row = sqlx::query(&sql).bind(pk).fetch_optional(&self.pool).await?;
-        let Some(product) = row.as_ref().map(rows::product).transpose()? else {
+        let Some(product) = row
+            .as_ref()
+            .map(|r| rows::product(r, self.keys.as_deref()))
+            .transpose()?
+        else {
             return Ok(None);
         };
         let mut products = [product];
@@ -93,7 +103,11 @@ impl Store {
             rows::DEVICES_WITH_SECRETS
         );
         let row = sqlx::query(&sql).bind(pk).bind(dk).fetch_optional(&self.pool).await?;
-        let Some((_, mut record)) = row.as_ref().map(rows::device).transpose()? else {
+        let Some((_, mut record)) = row
+            .as_ref()
+            .map(|r| rows::device(r, self.keys.as_deref()))
+            .transpose()?
+        else {
             return Ok(None);
         };
         let sql = format!(
@@ -101,7 +115,7 @@ impl Store {
             rows::CREDENTIAL_COLUMNS
         );
         for row in sqlx::query(&sql).bind(pk).bind(dk).fetch_all(&self.pool).await? {
-            if let Some((_, credential)) = rows::credential(&row)? {
+            if let Some((_, credential)) = rows::credential(&row, self.keys.as_deref())? {
                 record.credentials.push(credential);
             }
         }

@@ -14,7 +14,10 @@ mod condition;
 mod credentials;
 mod device_pages;
 mod feed;
+mod import;
+mod reseal;
 mod rows;
+mod sealing;
 mod tokens;
 mod trust;
 mod writes;
@@ -35,6 +38,9 @@ pub use bootstrap::{BootstrapTarget, validate_server_url};
 pub use condition::{ConditionKind, explain, process_user, sqlite_files};
 pub use credentials::{CredentialInfo, MAX_PSK_IDENTITY_LEN, NewPsk, PSK_KEY_LEN, validate_psk_identity};
 pub use feed::{Change, Entity};
+pub use import::{ImportFile, ImportFileError, RefusedRow, parse_gateway, read_import};
+pub use reseal::SealReport;
+pub use sealing::{OpenError, SEALED_PREFIX, SealedField, SecretKeys, is_sealed};
 pub use tokens::{NewAccessKey, TokenKeyInfo, TokenSubject};
 pub use writes::{WriteFailure, WriteOutcome};
 
@@ -194,6 +200,8 @@ pub struct Store {
     pool: AnyPool,
     backend: Backend,
     url: String,
+    /// The keys secrets are sealed with at rest, if configured.
+    keys: Option<std::sync::Arc<SecretKeys>>,
 }
 
 impl Store {
@@ -253,7 +261,20 @@ impl Store {
             pool,
             backend,
             url: url.to_owned(),
+            keys: None,
         })
+    }
+
+    /// This store sealing secrets at rest with `keys` (and opening them):
+    /// see [`SecretKeys`].
+    pub fn with_secret_keys(mut self, keys: Option<std::sync::Arc<SecretKeys>>) -> Self {
+        self.keys = keys;
+        self
+    }
+
+    /// The keys secrets are sealed with, if any.
+    pub fn secret_keys(&self) -> Option<&std::sync::Arc<SecretKeys>> {
+        self.keys.as_ref()
     }
 
     fn unreachable(&self, cause: sqlx::Error) -> StoreError {

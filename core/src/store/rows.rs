@@ -4,6 +4,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 use uuid::Uuid;
 
+use super::sealing::{self, SealedField, SecretKeys};
 use crate::acl::{TopicRule, TopicRules};
 use crate::credentials::Dialect;
 use crate::principal::Principal;
@@ -14,19 +15,20 @@ use crate::sign::AlgSet;
 /// The product columns [`product`] reads.
 pub(super) const PRODUCT_COLUMNS: &str = "product_key, product_secret, dialect, sign_methods, timestamp_window_secs, \
      dynamic_activation, free_client_id, shared_subscriptions, allow_retain, offline_after_secs, max_sub_devices, \
-     extra_topics, created_at, auto_register_certs, guid, token_ttl_secs, server_url";
+     extra_topics, created_at, auto_register_certs, guid, token_ttl_secs, server_url, secrets_sealed";
 
 /// The device columns [`device`] reads, from [`DEVICES_WITH_SECRETS`].
 pub(super) const DEVICE_COLUMNS: &str = "devices.product_key, devices.device_key, \
      secrets.material AS device_secret, secrets.first_used_at AS secret_first_used_at, \
      pending_secret, token_hash, gateway_product_key, gateway_device_key, enabled, activated_at, secret_version, \
-     devices.guid, tokens_revoked_at, server_url";
+     devices.guid, tokens_revoked_at, devices.server_url, sealing.secrets_sealed AS product_sealed";
 
 /// Devices with their live secret from the credentials table (one join;
 /// filter on `devices.product_key` and `devices.device_key`).
 pub(super) const DEVICES_WITH_SECRETS: &str = "devices LEFT JOIN credentials secrets \
      ON secrets.product_key = devices.product_key AND secrets.device_key = devices.device_key \
-     AND secrets.kind = 'secret' AND secrets.revoked_at IS NULL";
+     AND secrets.kind = 'secret' AND secrets.revoked_at IS NULL \
+     JOIN products sealing ON sealing.product_key = devices.product_key";
 
 /// The `guid` column, absent when it does not hold a UUID.
 fn guid(row: &AnyRow) -> Result<Option<Uuid>, sqlx::Error> {
@@ -58,14 +60,18 @@ pub(super) fn parse_rules(pk: &str, text: &str, principal: bool) -> Vec<TopicRul
         .collect()
 }
 
-pub(super) fn product(row: &AnyRow) -> Result<Product, sqlx::Error> {
+pub(super) fn product(row: &AnyRow, keys: Option<&SecretKeys>) -> Result<Product, sqlx::Error> {
     let key: String = row.try_get("product_key")?;
     let dialect_name: String = row.try_get("dialect")?;
     let dialect = Dialect::from_name(&dialect_name).unwrap_or_default();
     let mut p = Product::new(&key, dialect);
-    p.secret = row
-        .try_get::<Option<String>, _>("product_secret")?
-        .map(|s| Secret::new(s.into_bytes()));
+    p.secret = sealing::open(
+        keys,
+        SealedField::ProductSecret(&key),
+        row.try_get("product_secret")?,
+        flag(row, "secrets_sealed")?,
+    )
+    .map(|s| Secret::new(s.into_bytes()));
     let methods: String = row.try_get("sign_methods")?;
     p.sign_methods = AlgSet::parse(&methods).unwrap_or_default();
     p.timestamp_policy = match row.try_get::<Option<i64>, _>("timestamp_window_secs")? {
@@ -95,13 +101,18 @@ pub(super) fn product(row: &AnyRow) -> Result<Product, sqlx::Error> {
 }
 
 /// `({dk}&{pk}, record)` of a device row.
-pub(super) fn device(row: &AnyRow) -> Result<(String, DeviceRecord), sqlx::Error> {
+pub(super) fn device(row: &AnyRow, keys: Option<&SecretKeys>) -> Result<(String, DeviceRecord), sqlx::Error> {
     let pk: String = row.try_get("product_key")?;
     let dk: String = row.try_get("device_key")?;
+    let key = format!("{dk}&{pk}");
+    let product_sealed = flag(row, "product_sealed")?;
     let secret = |col: &str| -> Result<Option<Secret>, sqlx::Error> {
-        Ok(row
-            .try_get::<Option<String>, _>(col)?
-            .map(|s| Secret::new(s.into_bytes())))
+        let field = if col == "pending_secret" {
+            SealedField::PendingSecret(&key)
+        } else {
+            SealedField::DeviceSecret(&key)
+        };
+        Ok(sealing::open(keys, field, row.try_get(col)?, product_sealed).map(|s| Secret::new(s.into_bytes())))
     };
     let token_hash = row.try_get::<Option<String>, _>("token_hash")?.and_then(|h| {
         let mut out = [0u8; 32];
@@ -129,7 +140,7 @@ pub(super) fn device(row: &AnyRow) -> Result<(String, DeviceRecord), sqlx::Error
             .unwrap_or(0),
         server_url: row.try_get::<Option<String>, _>("server_url")?.map(Into::into),
     };
-    Ok((format!("{dk}&{pk}"), record))
+    Ok((key, record))
 }
 
 /// The live-credential columns [`credential`] reads. A certificate's PEM
@@ -139,7 +150,7 @@ pub(super) const CREDENTIAL_COLUMNS: &str = "product_key, device_key, kind, iden
 
 /// `({dk}&{pk}, credential)` of a credential row, or `None` for a kind this
 /// version does not use at login.
-pub(super) fn credential(row: &AnyRow) -> Result<Option<(String, Credential)>, sqlx::Error> {
+pub(super) fn credential(row: &AnyRow, keys: Option<&SecretKeys>) -> Result<Option<(String, Credential)>, sqlx::Error> {
     let pk: String = row.try_get("product_key")?;
     let dk: String = row.try_get("device_key")?;
     let kind: String = row.try_get("kind")?;
@@ -147,7 +158,9 @@ pub(super) fn credential(row: &AnyRow) -> Result<Option<(String, Credential)>, s
         return Ok(None);
     };
     let identity: String = row.try_get("identity")?;
-    let material: Option<String> = row.try_get("material")?;
+    // PSK keys written before sealing was configured stay usable in
+    // plaintext; `secrets seal` seals them.
+    let material = sealing::open(keys, SealedField::PskKey(&identity), row.try_get("material")?, false);
     Ok(Some((
         format!("{dk}&{pk}"),
         Credential {

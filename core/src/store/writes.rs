@@ -15,6 +15,7 @@
 use sha2::{Digest as _, Sha256};
 use sqlx::{AnyConnection, Row};
 
+use super::sealing::{SealedField, SecretKeys};
 use super::{Store, StoreError};
 use crate::engine::{ConnectionId, IssueKind, StoreWrite};
 use crate::registry::identity_of;
@@ -74,7 +75,12 @@ pub(super) async fn record_change(
 
 /// Applies one write; returns the id of the change row it added, if any.
 /// With an `id` (a spooled write), a write already applied is skipped.
-async fn apply_one(conn: &mut AnyConnection, write: &StoreWrite, id: Option<&str>) -> Result<Option<i64>, sqlx::Error> {
+async fn apply_one(
+    conn: &mut AnyConnection,
+    sealing: Option<&SecretKeys>,
+    write: &StoreWrite,
+    id: Option<&str>,
+) -> Result<Option<i64>, sqlx::Error> {
     if let Some(id) = id {
         let fresh = sqlx::query("INSERT INTO applied_writes (id, at) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING")
             .bind(id)
@@ -120,8 +126,20 @@ async fn apply_one(conn: &mut AnyConnection, write: &StoreWrite, id: Option<&str
                 .map(|row| row.try_get::<Option<String>, _>("pending_secret"))
                 .transpose()?
                 .flatten();
+            let pending = match pending {
+                // A sealed pending secret that does not open is kept, and
+                // the write retried, until the key file is fixed: the
+                // device holds that secret.
+                Some(stored) if super::sealing::is_sealed(&stored) => Some(
+                    sealing
+                        .ok_or_else(|| sqlx::Error::Protocol("no secret key file to open a pending secret".into()))?
+                        .open(SealedField::PendingSecret(device), &stored)
+                        .map_err(|e| sqlx::Error::Protocol(format!("pending secret of {device}: {e}")))?,
+                ),
+                other => other,
+            };
             if let Some(pending) = pending {
-                super::admin::set_secret(conn, &pk, &dk, &pending).await?;
+                super::admin::set_secret(conn, sealing, &pk, &dk, &pending).await?;
             }
             sqlx::query(
                 "UPDATE devices SET pending_secret = NULL, activated_at = COALESCE(activated_at, $1) \
@@ -145,8 +163,11 @@ async fn apply_one(conn: &mut AnyConnection, write: &StoreWrite, id: Option<&str
             let now = crate::clock::now_ms();
             match kind {
                 IssueKind::Activation | IssueKind::Register => {
+                    let stored =
+                        super::sealing::seal(sealing, SealedField::PendingSecret(device), &secret.expose_str())
+                            .map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
                     sqlx::query("UPDATE devices SET pending_secret = $1 WHERE product_key = $2 AND device_key = $3")
-                        .bind(secret.expose_str())
+                        .bind(stored)
                         .bind(&pk)
                         .bind(&dk)
                         .execute(&mut *conn)
@@ -322,7 +343,7 @@ impl Store {
         };
         let mut changes = Vec::new();
         for (id, _, write) in batch {
-            changes.extend(apply_one(&mut tx, write, *id).await?);
+            changes.extend(apply_one(&mut tx, self.keys.as_deref(), write, *id).await?);
         }
         tx.commit().await?;
         Ok(changes)

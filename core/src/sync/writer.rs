@@ -336,7 +336,9 @@ async fn reopen(store: &mut Store, stale: Option<&[PathBuf]>) -> Result<(), Stor
             }
         }
     }
-    *store = Store::reopen(store.url()).await?;
+    *store = Store::reopen(store.url())
+        .await?
+        .with_secret_keys(store.secret_keys().cloned());
     Ok(())
 }
 

@@ -15,7 +15,7 @@
 //! memory and a background thread (joined in cleanup) talks to the database.
 
 pub mod ffi;
-pub mod options;
+pub use devicegate_mosquitto_options as options;
 
 mod acl;
 mod basic_auth;

@@ -1,5 +1,11 @@
-//! `plugin_opt_*` lines: parsed once at init. An unknown option or a bad
-//! value fails init with one message naming it (the broker does not start).
+//! The Mosquitto plugin's `plugin_opt_*` lines: parsed once at init. An
+//! unknown option or a bad value fails init with one message naming it (the
+//! broker does not start).
+//!
+//! The key decision: **no C ABI here.** The plugin crate links against the
+//! broker's symbols; this crate is plain Rust, so the fuzz crate builds the
+//! same parser the plugin runs (`fuzz/fuzz_targets/plugin_options.rs`).
+#![deny(missing_docs)]
 
 use std::time::Duration;
 
@@ -175,7 +181,7 @@ mod tests {
     /// not, is an option this version accepts.
     #[test]
     fn the_example_configuration_parses() {
-        let conf = include_str!("../../../examples/mosquitto.conf");
+        let conf = include_str!("../../../../examples/mosquitto.conf");
         let pairs: Vec<(&str, &str)> = conf
             .lines()
             .map(|l| l.trim_start_matches(['#', ' ']))
