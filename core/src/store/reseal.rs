@@ -134,6 +134,17 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        if self.backend == super::Backend::Sqlite {
+            // The old plaintext pages would stay in the WAL and in free
+            // pages of the file: fold the WAL in and rewrite the file.
+            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(&self.pool)
+                .await?;
+            sqlx::query("VACUUM").execute(&self.pool).await?;
+            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(&self.pool)
+                .await?;
+        }
         Ok(report)
     }
 }

@@ -149,10 +149,18 @@ pub unsafe extern "C" fn mosquitto_plugin_init(
     guard("init", ffi::MOSQ_ERR_UNKNOWN, || {
         // SAFETY: the broker passes `option_count` valid options.
         let pairs = unsafe { option_pairs(options, option_count) };
-        let options = match Options::parse(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
+        let mut options = match Options::parse(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
             Ok(o) => o,
             Err(message) => return init_failed(&message),
         };
+        // Read now, while the broker still runs as root: the key file may
+        // be readable by its owner only.
+        if let Some(path) = &options.secret_key_file {
+            match devicegate::store::SecretKeys::load(path) {
+                Ok(keys) => options.sync.secret_keys = Some(std::sync::Arc::new(keys)),
+                Err(e) => return init_failed(&format!("plugin_opt_secret_key_file: {e}")),
+            }
+        }
         // SAFETY: the identifier the broker passed to this call.
         if unsafe { ffi::loaded_per_listener(identifier) } {
             return init_failed(PER_LISTENER_REFUSED);

@@ -31,6 +31,9 @@ pub struct Options {
     /// `plugin_opt_stats_interval_secs`: log callback-time percentiles this
     /// often; 0 (the default) turns timing off.
     pub stats_interval_secs: u64,
+    /// `plugin_opt_secret_key_file`: the key file secrets are sealed with
+    /// at rest; the plugin reads it at init (parsing opens no file).
+    pub secret_key_file: Option<std::path::PathBuf>,
 }
 
 /// The known option closest to `key` by edit distance, if it is close
@@ -80,6 +83,7 @@ const KNOWN: &[&str] = &[
     "stats_interval_secs",
     "spool_dir",
     "server_url",
+    "secret_key_file",
     "token_checks_per_sec",
 ];
 
@@ -104,6 +108,7 @@ impl Options {
             ..SyncConfig::default()
         };
         let mut stats_interval_secs = 0;
+        let mut secret_key_file = None;
         for (key, value) in pairs {
             match key {
                 "database_url" => database_url = Some(value.trim().to_owned()),
@@ -144,6 +149,10 @@ impl Options {
                     engine.server_url = Some(url.to_owned());
                 }
                 "token_checks_per_sec" => engine.token_checks_per_sec = number(key, value)?,
+                "secret_key_file" => {
+                    secret_key_file =
+                        Some(value.trim().into()).filter(|p: &std::path::PathBuf| !p.as_os_str().is_empty());
+                }
                 "spool_dir" => {
                     sync.spool_dir =
                         Some(value.trim().into()).filter(|d: &std::path::PathBuf| !d.as_os_str().is_empty())
@@ -169,6 +178,7 @@ impl Options {
             engine,
             sync,
             stats_interval_secs,
+            secret_key_file,
         })
     }
 }
