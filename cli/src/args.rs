@@ -380,6 +380,14 @@ pub enum DeviceCommand {
         #[arg(long, value_name = "ACCESS_KEY", num_args = 0..=1, default_missing_value = "")]
         revoke: Option<String>,
     },
+    /// Lift the device's failed-login blocks (`device show` lists them) and
+    /// forget its failures, on every broker.
+    Unblock {
+        /// The product key.
+        product_key: String,
+        /// The device key.
+        device_key: String,
+    },
     /// Refuse every device token issued to the device so far; brokers
     /// close its sessions that logged in with one.
     RevokeTokens {

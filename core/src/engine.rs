@@ -632,6 +632,12 @@ impl Engine {
                 new.pending_secret = old.pending_secret.clone();
             }
         }
+        if let (Some(old), Some(new)) = (&current, &record)
+            && new.unblocked_at_ms != old.unblocked_at_ms
+        {
+            self.limits.unblock_subject(device);
+            tracing::info!(device, "failed-login blocks lifted by the operator");
+        }
         let via = self.online_via(device);
         let events = operator_events(current.as_ref(), record.as_ref(), via.as_ref());
         let kick = self.kicks(device, current.as_ref(), &events);

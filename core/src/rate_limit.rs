@@ -104,6 +104,11 @@ impl FailureLimiter {
         self.entries.remove(key);
     }
 
+    /// Forgets every key `matches` accepts: failures and blocks.
+    pub fn forget(&self, matches: impl Fn(&str) -> bool) {
+        self.entries.retain(|key, _| !matches(key));
+    }
+
     /// Drops entries that are neither blocked nor in a live window, so the
     /// map holds only keys that failed recently.
     pub fn prune(&self, now_ms: u64) {
@@ -132,6 +137,17 @@ pub enum BlockScope {
     SubjectFromAddress,
     /// One device or principal, from every address that failed for it.
     Subject,
+}
+
+impl BlockScope {
+    /// A short stable name, for the event table.
+    pub fn code(self) -> &'static str {
+        match self {
+            BlockScope::Address => "address",
+            BlockScope::SubjectFromAddress => "device_from_address",
+            BlockScope::Subject => "device",
+        }
+    }
 }
 
 impl std::fmt::Display for BlockScope {
@@ -237,6 +253,15 @@ impl LoginLimits {
     /// login does not buy an attacker elsewhere more guesses.
     pub fn record_success(&self, subject: &str, address: Option<&str>) {
         self.subject_from_address.record_success(&pair(subject, address));
+    }
+
+    /// Lifts every block of `subject` and forgets its failures, from every
+    /// address (an operator's `device unblock`). Blocks of whole addresses
+    /// stay: they are about the address, not the device.
+    pub fn unblock_subject(&self, subject: &str) {
+        self.subject.forget(|key| key == subject);
+        self.subject_from_address
+            .forget(|key| key.split_once('\0').is_some_and(|(s, _)| s == subject));
     }
 
     /// Drops entries no longer needed.

@@ -148,6 +148,9 @@ pub struct DeviceRecord {
     pub tokens_revoked_at_ms: u64,
     /// The broker URL the device is assigned to, if any (IDENTITIES.md §5).
     pub server_url: Option<Box<str>>,
+    /// When the operator last lifted the device's failed-login blocks
+    /// (`device unblock`), ms since the UNIX epoch; 0 = never.
+    pub unblocked_at_ms: u64,
 }
 
 impl DeviceRecord {
@@ -244,6 +247,7 @@ impl DeviceRecord {
             guid: None,
             tokens_revoked_at_ms: 0,
             server_url: None,
+            unblocked_at_ms: 0,
         }
     }
 }

@@ -80,8 +80,25 @@ pub async fn run(out: &Output, store: &Store, command: DeviceCommand) -> anyhow:
                 };
                 ("credential", format!("{} {} ({state})", c.kind, c.identity))
             }));
+            let blocks = store.device_blocks(&product_key, &device_key).await?;
+            lines.extend(blocks.iter().map(|b| {
+                (
+                    "blocked",
+                    format!(
+                        "{} (after failures from {}) until {}; lift with `devicegate device unblock {product_key} \
+                         {device_key}`",
+                        match b.scope.as_str() {
+                            "device_from_address" => "from that address",
+                            _ => "from every address that failed for it",
+                        },
+                        b.address.as_deref().unwrap_or("-"),
+                        time(Some(b.until))
+                    ),
+                )
+            }));
             let mut shown = serde_json::to_value(&d)?;
             shown["credentials"] = json!(credentials);
+            shown["blocks"] = json!(blocks);
             out.show(&shown, &lines);
         }
         DeviceCommand::Enable {
@@ -168,6 +185,18 @@ pub async fn run(out: &Output, store: &Store, command: DeviceCommand) -> anyhow:
                     "created an access key for device {device_key} of product {product_key} (the secret key is \
                      shown once)\naccessKey: {}\nsecretKey: {}",
                     pair.access_key, pair.secret_key
+                ),
+            );
+        }
+        DeviceCommand::Unblock {
+            product_key,
+            device_key,
+        } => {
+            store.unblock_device(&product_key, &device_key).await?;
+            out.done(
+                json!({"product_key": product_key, "device_key": device_key, "unblocked": true}),
+                &format!(
+                    "lifted the failed-login blocks of device {device_key} of product {product_key} on every broker"
                 ),
             );
         }

@@ -18,6 +18,7 @@ use crate::credentials::{Binding, Fingerprint, Presented, Registration, Username
 use crate::decision::Refusal;
 use crate::lifecycle::{Activation, Communication, DeviceState, Operational, Verdict};
 use crate::principal::{Verification, dummy_principal};
+use crate::rate_limit::BlockScope;
 use crate::registry::{CredentialKind, DeviceRecord, Product, identity_of};
 use crate::verify::{self, Found, Grant, Named, SessionKind, Signature, Via};
 
@@ -71,6 +72,14 @@ impl Engine {
         let username = username.flatten();
         if refusal.counts_as_failure() {
             for block in self.limits.record_failure(username, request.address, now_ms) {
+                // In the event table for `device show`: scope and end.
+                self.push_write(StoreWrite::Event {
+                    at_ms: now_ms,
+                    kind: Cow::Borrowed("login_blocked"),
+                    subject: username.filter(|_| block.scope != BlockScope::Address).map(Into::into),
+                    address: request.address.map(Into::into),
+                    reason: Some(Cow::Owned(format!("{} until={}", block.scope.code(), block.until_ms))),
+                });
                 tracing::warn!(
                     username = username
                         .map_or(Cow::Borrowed("-"), |u| shorten(u, LOG_FIELD_MAX))

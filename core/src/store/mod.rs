@@ -9,6 +9,7 @@
 
 mod admin;
 mod agents;
+mod blocks;
 mod bootstrap;
 mod condition;
 mod credentials;
@@ -34,6 +35,7 @@ pub use admin::{
     ProductUpdate,
 };
 pub use agents::{Agent, AgentInfo, NewAgent};
+pub use blocks::BlockInfo;
 pub use bootstrap::{BootstrapTarget, validate_server_url};
 pub use condition::{ConditionKind, explain, process_user, sqlite_files};
 pub use credentials::{CredentialInfo, MAX_PSK_IDENTITY_LEN, NewPsk, PSK_KEY_LEN, validate_psk_identity};

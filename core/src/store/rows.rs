@@ -21,7 +21,7 @@ pub(super) const PRODUCT_COLUMNS: &str = "product_key, product_secret, dialect, 
 pub(super) const DEVICE_COLUMNS: &str = "devices.product_key, devices.device_key, \
      secrets.material AS device_secret, secrets.first_used_at AS secret_first_used_at, \
      pending_secret, token_hash, gateway_product_key, gateway_device_key, enabled, activated_at, secret_version, \
-     devices.guid, tokens_revoked_at, devices.server_url, sealing.secrets_sealed AS product_sealed";
+     devices.guid, tokens_revoked_at, devices.server_url, sealing.secrets_sealed AS product_sealed, unblocked_at";
 
 /// Devices with their live secret from the credentials table (one join;
 /// filter on `devices.product_key` and `devices.device_key`).
@@ -139,6 +139,7 @@ pub(super) fn device(row: &AnyRow, keys: Option<&SecretKeys>) -> Result<(String,
         tokens_revoked_at_ms: u64::try_from(row.try_get::<Option<i64>, _>("tokens_revoked_at")?.unwrap_or(0))
             .unwrap_or(0),
         server_url: row.try_get::<Option<String>, _>("server_url")?.map(Into::into),
+        unblocked_at_ms: u64::try_from(row.try_get::<Option<i64>, _>("unblocked_at")?.unwrap_or(0)).unwrap_or(0),
     };
     Ok((key, record))
 }
