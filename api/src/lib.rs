@@ -17,6 +17,7 @@ mod limits;
 mod listener;
 mod request_log;
 mod routes;
+mod service_metrics;
 mod state;
 mod tls;
 

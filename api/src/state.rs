@@ -8,6 +8,7 @@ use devicegate::store::Store;
 use devicegate_pki::Ca;
 
 use crate::limits::AddressLimits;
+use crate::service_metrics::ServiceMetrics;
 
 /// The service's shared state; cheap to clone.
 #[derive(Clone)]
@@ -21,6 +22,7 @@ struct Shared {
     default_server: Option<String>,
     ca: Option<Ca>,
     limits: AddressLimits,
+    metrics: ServiceMetrics,
 }
 
 impl AppState {
@@ -35,6 +37,7 @@ impl AppState {
                 default_server,
                 ca,
                 limits: AddressLimits::new(),
+                metrics: ServiceMetrics::default(),
             }),
         }
     }
@@ -42,6 +45,11 @@ impl AppState {
     /// The database.
     pub(crate) fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// The service's request counters.
+    pub(crate) fn metrics(&self) -> &ServiceMetrics {
+        &self.inner.metrics
     }
 
     /// The token signing key, if the service has one.

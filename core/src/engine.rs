@@ -478,6 +478,12 @@ pub trait Hooks: Send + Sync {
         let _ = request;
         None
     }
+    /// The metrics in the Prometheus text format (issue 12), for an
+    /// embedding broker's `/metrics`. Call it from the scraper's thread.
+    /// Empty by default.
+    fn metrics_text(&self) -> String {
+        String::new()
+    }
 }
 
 /// The engine. Safe to share between threads.
@@ -498,6 +504,10 @@ pub struct Engine {
     slow_hashes: Budget,
     token_checks: Budget,
     verified_tokens: verified_tokens::VerifiedTokens,
+    metrics: crate::metrics::Metrics,
+    /// When the write queue last went from empty to holding writes (ms);
+    /// 0 while it is empty.
+    writes_waiting_since_ms: AtomicU64,
     timers: Timers,
     effects: Mutex<VecDeque<Effect>>,
     /// How many effects wait, so an empty poll costs no lock.
@@ -527,6 +537,8 @@ impl Engine {
             slow_hashes: Budget::new(config.principal_slow_hashes_per_sec),
             token_checks: Budget::new(config.token_checks_per_sec),
             verified_tokens: Default::default(),
+            metrics: Default::default(),
+            writes_waiting_since_ms: AtomicU64::new(0),
             registry,
             config,
             connections: DashMap::with_hasher(FxBuildHasher),
@@ -576,6 +588,74 @@ impl Engine {
     /// Records that `count` taken writes are in the database.
     pub fn store_writes_committed(&self, count: usize) {
         self.writes_in_flight.fetch_sub(count, Ordering::Relaxed);
+        if self.pending_store_writes() == 0 {
+            self.writes_waiting_since_ms.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// The engine's counters, for code that counts.
+    pub(crate) fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.metrics
+    }
+
+    /// Writes the engine's metrics (issue 12): the counters, and gauges
+    /// read now — connections by product, registry size, the write queue.
+    /// For the scraper's thread, never a broker callback.
+    pub fn render_metrics(&self, out: &mut crate::metrics::Exposition, now_ms: u64) {
+        self.metrics.render(out);
+        let mut by_product: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
+        let mut principals = 0u64;
+        for conn in self.connections.iter() {
+            match conn.identity() {
+                Some(identity) => *by_product.entry(identity.product_key.to_owned()).or_default() += 1,
+                None => principals += 1,
+            }
+        }
+        out.family(
+            "devicegate_connections",
+            "gauge",
+            "Live sessions, by product (principals apart).",
+        );
+        for (product, count) in &by_product {
+            out.sample("devicegate_connections", &[("product", product)], count);
+        }
+        out.sample("devicegate_connections", &[("product", "")], principals);
+        out.family(
+            "devicegate_registry_devices",
+            "gauge",
+            "Devices loaded in the registry.",
+        );
+        out.sample("devicegate_registry_devices", &[], self.registry.device_count());
+        out.family(
+            "devicegate_registry_loaded",
+            "gauge",
+            "1 once the registry is loaded from the database.",
+        );
+        out.sample("devicegate_registry_loaded", &[], u8::from(self.registry.is_loaded()));
+        out.family(
+            "devicegate_write_queue_depth",
+            "gauge",
+            "State writes waiting for the database (spool included).",
+        );
+        out.sample("devicegate_write_queue_depth", &[], self.pending_store_writes());
+        let since = self.writes_waiting_since_ms.load(Ordering::Relaxed);
+        let age = if since == 0 || self.pending_store_writes() == 0 {
+            0.0
+        } else {
+            now_ms.saturating_sub(since) as f64 / 1000.0
+        };
+        out.family(
+            "devicegate_write_queue_oldest_age_seconds",
+            "gauge",
+            "How long the oldest waiting state write has waited.",
+        );
+        out.sample("devicegate_write_queue_oldest_age_seconds", &[], age);
+        out.family(
+            "devicegate_events_dropped_total",
+            "counter",
+            "Audit events dropped while the write queue was full.",
+        );
+        out.sample("devicegate_events_dropped_total", &[], self.dropped_events());
     }
 
     /// How many writes wait for the database, counting a batch being
@@ -770,6 +850,10 @@ impl Engine {
                 self.events_dropped.fetch_add(1, Ordering::Relaxed);
                 return;
             }
+            if q.is_empty() && self.writes_in_flight.load(Ordering::Relaxed) == 0 {
+                self.writes_waiting_since_ms
+                    .store(crate::clock::now_ms(), Ordering::Relaxed);
+            }
             q.push_back(write);
         }
     }
@@ -856,6 +940,12 @@ impl Hooks for Engine {
 
     fn server_reference(&self, request: &ConnectRequest<'_>) -> Option<Box<str>> {
         Engine::server_reference(self, request)
+    }
+
+    fn metrics_text(&self) -> String {
+        let mut out = crate::metrics::Exposition::new();
+        self.render_metrics(&mut out, crate::clock::now_ms());
+        out.finish()
     }
 
     fn poll_effect(&self) -> Option<Effect> {

@@ -21,6 +21,7 @@ pub mod credentials;
 pub mod decision;
 pub mod engine;
 pub mod lifecycle;
+pub mod metrics;
 pub mod principal;
 pub mod rate_limit;
 pub mod registry;

@@ -73,11 +73,65 @@ impl Default for SyncConfig {
     }
 }
 
+/// What the background task last saw of the database, for metrics.
+#[derive(Debug, Default)]
+struct SyncStatus {
+    /// 1 after a successful read of the database, 0 after a failed one.
+    up: std::sync::atomic::AtomicBool,
+    /// When the change feed was last read successfully, ms.
+    synced_at_ms: std::sync::atomic::AtomicU64,
+    /// The last change row applied.
+    last_change: std::sync::atomic::AtomicI64,
+}
+
+impl SyncStatus {
+    fn read(&self, result: Result<i64, &StoreError>) {
+        use std::sync::atomic::Ordering::Relaxed;
+        match result {
+            Ok(last) => {
+                self.up.store(true, Relaxed);
+                self.synced_at_ms.store(now_ms(), Relaxed);
+                self.last_change.store(last, Relaxed);
+            }
+            Err(_) => self.up.store(false, Relaxed),
+        }
+    }
+
+    fn render(&self, out: &mut crate::metrics::Exposition, now: u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        out.family(
+            "devicegate_database_up",
+            "gauge",
+            "1 if the last read of the database succeeded.",
+        );
+        out.sample("devicegate_database_up", &[], u8::from(self.up.load(Relaxed)));
+        let synced = self.synced_at_ms.load(Relaxed);
+        out.family(
+            "devicegate_change_feed_lag_seconds",
+            "gauge",
+            "Seconds since the change feed was last read: how stale the registry may be.",
+        );
+        let lag = if synced == 0 {
+            -1.0
+        } else {
+            now.saturating_sub(synced) as f64 / 1000.0
+        };
+        out.sample("devicegate_change_feed_lag_seconds", &[], lag);
+        out.family(
+            "devicegate_change_feed_applied_id",
+            "gauge",
+            "The last change row applied.",
+        );
+        out.sample("devicegate_change_feed_applied_id", &[], self.last_change.load(Relaxed));
+    }
+}
+
 /// The engine plus the background task that feeds it: what a broker
 /// adapter constructs. Implements [`Hooks`] by delegating to the engine.
 #[derive(Debug)]
 pub struct Authenticator {
     engine: Arc<Engine>,
+    status: Arc<SyncStatus>,
     stop: Arc<Notify>,
     begin: Arc<Notify>,
     begun: std::sync::atomic::AtomicBool,
@@ -94,6 +148,8 @@ impl Authenticator {
         let engine = Arc::new(Engine::new(Arc::new(Registry::new()), engine));
         let (stop, begin) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
         let (task_engine, task_stop, task_begin) = (Arc::clone(&engine), Arc::clone(&stop), Arc::clone(&begin));
+        let status = Arc::new(SyncStatus::default());
+        let task_status = Arc::clone(&status);
         let url = database_url.to_owned();
         let thread = std::thread::Builder::new()
             .name("devicegate-sync".to_owned())
@@ -107,7 +163,7 @@ impl Authenticator {
                                 _ = task_stop.notified() => return,
                             }
                         }
-                        run(task_engine, sync, url, task_stop).await
+                        run(task_engine, sync, url, task_stop, task_status).await
                     }),
                     Err(e) => {
                         tracing::error!("cannot start the devicegate background runtime: {e}")
@@ -117,6 +173,7 @@ impl Authenticator {
             .map_err(|e| StoreError::Invalid(format!("cannot start the devicegate background thread: {e}")))?;
         Ok(Authenticator {
             engine,
+            status,
             stop,
             begin,
             begun: std::sync::atomic::AtomicBool::new(false),
@@ -193,6 +250,13 @@ impl Hooks for Authenticator {
     fn server_reference(&self, request: &ConnectRequest<'_>) -> Option<Box<str>> {
         self.engine.server_reference(request)
     }
+    fn metrics_text(&self) -> String {
+        let mut out = crate::metrics::Exposition::new();
+        let now = now_ms();
+        self.engine.render_metrics(&mut out, now);
+        self.status.render(&mut out, now);
+        out.finish()
+    }
 }
 
 /// Sleeps for `delay`; false if asked to stop meanwhile.
@@ -217,7 +281,7 @@ fn open_spool(url: &str, config: &SyncConfig) -> Option<Spool> {
         .ok()
 }
 
-async fn run(engine: Arc<Engine>, config: SyncConfig, url: String, stop: Arc<Notify>) {
+async fn run(engine: Arc<Engine>, config: SyncConfig, url: String, stop: Arc<Notify>, status: Arc<SyncStatus>) {
     let mut writer = Writer::new(open_spool(&url, &config));
     let mut backoff = Duration::from_millis(500);
     let (mut store, mut last_change) = loop {
@@ -226,7 +290,9 @@ async fn run(engine: Arc<Engine>, config: SyncConfig, url: String, stop: Arc<Not
             let last = reconcile(&store, &engine).await?;
             Ok::<_, StoreError>((store, last))
         };
-        match attempt.await {
+        let attempt = attempt.await;
+        status.read(attempt.as_ref().map(|(_, last)| *last));
+        match attempt {
             Ok(ready) => break ready,
             Err(e) => {
                 tracing::warn!("devicegate cannot load its registry, retrying in {backoff:?}: {e}");
@@ -274,14 +340,16 @@ async fn run(engine: Arc<Engine>, config: SyncConfig, url: String, stop: Arc<Not
                 }
             }
             _ = poll.tick(), if !store.is_closed() => {
-                follow(&store, &engine, &mut last_change, &mut listener, &mut own_changes).await;
+                let read = follow(&store, &engine, &mut last_change, &mut listener, &mut own_changes).await;
+                status.read(read.as_ref().map(|()| last_change));
             }
             notified = notification(&mut listener) => {
                 if !notified {
                     listener = None;
                 }
                 if !store.is_closed() {
-                    follow(&store, &engine, &mut last_change, &mut listener, &mut own_changes).await;
+                    let read = follow(&store, &engine, &mut last_change, &mut listener, &mut own_changes).await;
+                    status.read(read.as_ref().map(|()| last_change));
                 }
             }
             _ = watch_tick.tick() => {
@@ -347,13 +415,15 @@ async fn follow(
     last: &mut i64,
     listener: &mut Option<sqlx::postgres::PgListener>,
     own_changes: &mut std::collections::HashSet<i64>,
-) {
+) -> Result<(), StoreError> {
     if listener.is_none() && store.backend() == Backend::Postgres {
         *listener = listen(store).await;
     }
-    if let Err(e) = apply_changes(store, engine, last, own_changes).await {
+    let applied = apply_changes(store, engine, last, own_changes).await;
+    if let Err(e) = &applied {
         tracing::warn!("devicegate cannot read the change feed: {e}");
     }
+    applied
 }
 
 async fn apply_changes(

@@ -10,6 +10,7 @@ mod agent;
 mod authenticate;
 mod bootstrap;
 mod health;
+mod metrics;
 mod openapi_doc;
 
 use axum::Router;
@@ -60,6 +61,7 @@ impl Modify for AgentTokenScheme {
 fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(health::healthz))
+        .routes(routes!(metrics::metrics))
         .routes(routes!(openapi_doc::openapi_json))
         .routes(routes!(authenticate::authenticate))
         .routes(routes!(bootstrap::bootstrap))
@@ -97,7 +99,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(axum::middleware::from_fn(log_request))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), log_request))
         .with_state(state)
 }
 

@@ -7,6 +7,7 @@ mod agents;
 mod bad_input;
 mod bootstrap;
 mod harness;
+mod metrics;
 mod openapi;
 mod shutdown;
 mod tls;

@@ -6,6 +6,7 @@ use crate::harness::Service;
 
 const ROUTES: &[(&str, &str)] = &[
     ("/healthz", "get"),
+    ("/metrics", "get"),
     ("/openapi.json", "get"),
     ("/authenticate", "post"),
     ("/bootstrap", "post"),

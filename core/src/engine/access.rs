@@ -6,6 +6,7 @@ use super::denials::DenialReason;
 use super::{ConnectionId, Engine};
 use crate::acl::{Rights, strip_shared};
 use crate::decision::AccessDecision;
+use crate::metrics::DenialKind;
 use crate::registry::with_device_key;
 
 impl Engine {
@@ -21,11 +22,13 @@ impl Engine {
                 return AccessDecision::Defer;
             };
             if retain && !retain_allowed(&conn) {
+                self.metrics().denied(DenialKind::Publish);
                 conn.log_denial("publish", topic, DenialReason::RetainNotAllowed, now_ms);
                 return AccessDecision::Deny;
             }
             let allowed = allows_topic(&conn, Rights::PUBLISH, topic);
             if !allowed {
+                self.metrics().denied(DenialKind::Publish);
                 conn.log_denial("publish", topic, DenialReason::OutsideFamilies, now_ms);
             }
             (AccessDecision::from_bool(allowed), allowed && conn.touch(now_ms))
@@ -38,7 +41,13 @@ impl Engine {
 
     pub(super) fn check_delivery(&self, connection: ConnectionId, topic: &str) -> AccessDecision {
         match self.connections.get(&connection) {
-            Some(conn) => AccessDecision::from_bool(allows_topic(&conn, Rights::READ, topic)),
+            Some(conn) => {
+                let allowed = allows_topic(&conn, Rights::READ, topic);
+                if !allowed {
+                    self.metrics().denied(DenialKind::Delivery);
+                }
+                AccessDecision::from_bool(allowed)
+            }
             None => AccessDecision::Defer,
         }
     }
@@ -50,6 +59,7 @@ impl Engine {
             };
             let verdict = allows_filter(&conn, filter);
             if let Err(reason) = verdict {
+                self.metrics().denied(DenialKind::Subscribe);
                 conn.log_denial("subscribe", filter, reason, now_ms);
             }
             let allowed = verdict.is_ok();

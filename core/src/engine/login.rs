@@ -67,8 +67,10 @@ impl Engine {
             _ => self.login(connection, request, now_ms),
         };
         let Err(refusal) = outcome else {
+            self.metrics().login_accepted();
             return ConnectDecision::Accept;
         };
+        self.metrics().login_refused(refusal.code());
         let username = username.flatten();
         if refusal.counts_as_failure() {
             for block in self.limits.record_failure(username, request.address, now_ms) {
@@ -616,6 +618,7 @@ impl Engine {
         match old_info {
             Some((client_id, true)) => {
                 self.event(now_ms, "superseded", Some(key), None, None);
+                self.metrics().kicked("superseded");
                 self.push_effect(Effect::Kick {
                     connection: old,
                     client_id,

@@ -83,6 +83,7 @@ impl Engine {
         }
         self.event(now_ms, "kicked", Some(device), address.as_deref(), Some(reason));
         if let Some(client_id) = kick {
+            self.metrics().kicked(reason);
             tracing::info!(device, reason, "kicking device");
             self.push_effect(Effect::Kick { connection, client_id });
         }
@@ -149,6 +150,7 @@ impl Engine {
 
     pub(super) fn close_connection(&self, connection: ConnectionId) {
         if let Some(conn) = self.connections.get(&connection) {
+            self.metrics().kicked("session_ended");
             self.push_effect(Effect::Kick {
                 connection,
                 client_id: conn.client_id.to_string(),

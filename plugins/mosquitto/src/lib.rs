@@ -24,6 +24,7 @@ mod disconnect;
 mod effects;
 mod log;
 mod message;
+mod metrics;
 mod panic;
 mod psk;
 mod stats;
@@ -58,7 +59,9 @@ const MAX_DISCONNECTS_PER_TICK: usize = 256;
 /// Lives in a `Box` from init to cleanup; callbacks get it as userdata.
 pub struct Plugin {
     identifier: *mut ffi::mosquitto_plugin_id_t,
-    auth: Authenticator,
+    auth: std::sync::Arc<Authenticator>,
+    /// `plugin_opt_metrics_listen`, if set.
+    metrics: Option<metrics::MetricsEndpoint>,
     /// Kicks waiting for a moment when they are safe (see `effects.rs`).
     kicks: RefCell<Vec<(ConnectionId, String)>>,
     /// Connections closed since the last TICK (see `disconnect.rs`).
@@ -171,12 +174,23 @@ pub unsafe extern "C" fn mosquitto_plugin_init(
         log::install(options.log_level);
         stats::enable(options.stats_interval_secs);
         let auth = match Authenticator::start(options.engine.clone(), options.sync.clone(), &options.database_url) {
-            Ok(a) => a,
+            Ok(a) => std::sync::Arc::new(a),
             Err(e) => return init_failed(&e.to_string()),
+        };
+        let metrics = match options.metrics_listen {
+            Some(address) => match metrics::MetricsEndpoint::start(address, std::sync::Arc::clone(&auth)) {
+                Ok(endpoint) => Some(endpoint),
+                Err(message) => {
+                    auth.shutdown();
+                    return init_failed(&message);
+                }
+            },
+            None => None,
         };
         let mut plugin = Box::new(Plugin {
             identifier,
             auth,
+            metrics,
             kicks: RefCell::new(Vec::new()),
             disconnects: RefCell::new(Vec::new()),
             psk_handshakes: RefCell::new(psk::PskHandshakes::default()),
@@ -226,7 +240,10 @@ pub unsafe extern "C" fn mosquitto_plugin_cleanup(
             return ffi::MOSQ_ERR_SUCCESS;
         }
         // SAFETY: `userdata` is the Box init leaked; cleanup runs once.
-        let plugin = unsafe { Box::from_raw(userdata.cast::<Plugin>()) };
+        let mut plugin = unsafe { Box::from_raw(userdata.cast::<Plugin>()) };
+        if let Some(endpoint) = plugin.metrics.take() {
+            endpoint.stop();
+        }
         for (event, callback) in CALLBACKS.iter().filter(|(e, _)| plugin.registered.contains(e)) {
             // SAFETY: broker thread; unregistering what init registered.
             unsafe { ffi::mosquitto_callback_unregister(plugin.identifier, *event, *callback, std::ptr::null()) };

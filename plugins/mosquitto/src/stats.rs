@@ -10,6 +10,11 @@ use std::time::Instant;
 
 /// The report interval in milliseconds; 0 = timing off.
 static INTERVAL_MS: AtomicU64 = AtomicU64::new(0);
+/// Whether each report is logged (`plugin_opt_stats_interval_secs`), as
+/// opposed to kept for the metrics endpoint only.
+static LOG_REPORTS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// The last report's wall-clock figures, ns: p50, p99, p99.9, max, calls.
+static LAST: std::sync::Mutex<Option<[u64; 5]>> = std::sync::Mutex::new(None);
 
 /// Sub-buckets per power of two: 1/8 relative precision.
 const SUB: usize = 8;
@@ -101,6 +106,38 @@ fn thread_cpu_ns() -> u64 {
 /// Turns timing on with a report every `secs` seconds (0 turns it off).
 pub fn enable(secs: u64) {
     INTERVAL_MS.store(secs.saturating_mul(1000), Ordering::Relaxed);
+    LOG_REPORTS.store(secs > 0, Ordering::Relaxed);
+}
+
+/// Turns timing on for the metrics endpoint: figures every 10 s, not
+/// logged unless `plugin_opt_stats_interval_secs` asks for that.
+pub fn enable_for_metrics() {
+    let _ = INTERVAL_MS.compare_exchange(0, 10_000, Ordering::Relaxed, Ordering::Relaxed);
+}
+
+/// Writes the last report's callback times as gauges (seconds).
+pub fn render(out: &mut devicegate::metrics::Exposition) {
+    let Some([p50, p99, p999, max, calls]) = LAST.lock().ok().and_then(|l| *l) else {
+        return;
+    };
+    out.family(
+        "devicegate_callback_seconds",
+        "gauge",
+        "How long plugin callbacks held the broker thread over the last interval (wall clock).",
+    );
+    for (quantile, ns) in [("0.5", p50), ("0.99", p99), ("0.999", p999), ("1", max)] {
+        out.sample(
+            "devicegate_callback_seconds",
+            &[("quantile", quantile)],
+            ns as f64 / 1e9,
+        );
+    }
+    out.family(
+        "devicegate_callback_calls",
+        "gauge",
+        "Plugin callbacks in the last interval.",
+    );
+    out.sample("devicegate_callback_calls", &[], calls);
 }
 
 /// Runs the callback `name`'s `body`, recording its duration when timing is on.
@@ -138,6 +175,13 @@ pub fn report_if_due() {
             *c = Histogram::new();
             figures
         });
+        if let Ok(mut last) = LAST.lock() {
+            *last = Some([h.quantile(0.5), h.quantile(0.99), h.quantile(0.999), h.max_ns, h.total]);
+        }
+        if !LOG_REPORTS.load(Ordering::Relaxed) {
+            *h = Histogram::new();
+            return;
+        }
         tracing::info!(
             "callback time over the last {:.1} s: {} calls, p50 {}, p99 {}, p99.9 {}, max {} in {} (on CPU: p99.9 {}, max {} in {})",
             h.since.elapsed().as_secs_f64(),

@@ -34,13 +34,19 @@ pub struct Options {
     /// `plugin_opt_secret_key_file`: the key file secrets are sealed with
     /// at rest; the plugin reads it at init (parsing opens no file).
     pub secret_key_file: Option<std::path::PathBuf>,
+    /// `plugin_opt_metrics_listen`: where to serve Prometheus metrics
+    /// (`127.0.0.1:9363`); off when absent.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// The known option closest to `key` by edit distance, if it is close
-/// enough to be a typo (at most a third of its length apart).
+/// enough to be a typo (at most a third of its length apart). The distance
+/// is at least the difference in length, so names too long or too short to
+/// be close skip the quadratic comparison.
 fn nearest(key: &str) -> Option<&'static str> {
     KNOWN
         .iter()
+        .filter(|known| key.len().abs_diff(known.len()) <= known.len().div_ceil(3))
         .map(|known| (edit_distance(key, known), *known))
         .filter(|(distance, known)| *distance <= known.len().div_ceil(3))
         .min_by_key(|(distance, _)| *distance)
@@ -84,6 +90,7 @@ const KNOWN: &[&str] = &[
     "spool_dir",
     "server_url",
     "secret_key_file",
+    "metrics_listen",
     "token_checks_per_sec",
 ];
 
@@ -109,6 +116,7 @@ impl Options {
         };
         let mut stats_interval_secs = 0;
         let mut secret_key_file = None;
+        let mut metrics_listen = None;
         for (key, value) in pairs {
             match key {
                 "database_url" => database_url = Some(value.trim().to_owned()),
@@ -149,6 +157,11 @@ impl Options {
                     engine.server_url = Some(url.to_owned());
                 }
                 "token_checks_per_sec" => engine.token_checks_per_sec = number(key, value)?,
+                "metrics_listen" => {
+                    metrics_listen = Some(value.trim().parse().map_err(|_| {
+                        format!("plugin_opt_metrics_listen: `{value}` is not ADDRESS:PORT, e.g. 127.0.0.1:9363")
+                    })?);
+                }
                 "secret_key_file" => {
                     secret_key_file =
                         Some(value.trim().into()).filter(|p: &std::path::PathBuf| !p.as_os_str().is_empty());
@@ -179,6 +192,7 @@ impl Options {
             sync,
             stats_interval_secs,
             secret_key_file,
+            metrics_listen,
         })
     }
 }
