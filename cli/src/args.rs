@@ -52,6 +52,13 @@ pub enum Command {
     /// Registration agents: bearer tokens for the provisioning service.
     #[command(subcommand)]
     Agent(AgentCommand),
+    /// Check a Mosquitto configuration with devicegate: plugin, database,
+    /// listeners, data, clock; exit code 1 when something is wrong.
+    Doctor {
+        /// The mosquitto.conf to check (its include_dir files too).
+        #[arg(long, default_value = "/etc/mosquitto/mosquitto.conf")]
+        config: PathBuf,
+    },
     /// Seal secrets at rest: make keys, seal or rotate every stored secret.
     #[command(subcommand)]
     Secrets(SecretsCommand),

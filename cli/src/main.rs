@@ -8,6 +8,7 @@
 
 mod args;
 mod commands;
+mod mosquitto_conf;
 mod output;
 
 use std::process::ExitCode;
@@ -46,6 +47,8 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli.clone())) {
         Ok(()) => ExitCode::SUCCESS,
+        // The report said it all; the exit code says it to scripts.
+        Err(e) if e.is::<commands::doctor::ProblemsFound>() => ExitCode::FAILURE,
         Err(e) => {
             output::error(cli.json, &e);
             let unreachable = e
@@ -65,6 +68,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         && let Some(done) = commands::ca::run_offline(&out, cmd)
     {
         return done;
+    }
+    if let Command::Doctor { config } = &cli.command {
+        // The database comes from the configuration, not --database-url.
+        return if commands::doctor::run(&out, config).await? {
+            Ok(())
+        } else {
+            Err(commands::doctor::ProblemsFound.into())
+        };
     }
     if let Command::Secrets(SecretsCommand::Keygen { out: path, kid }) = &cli.command {
         return commands::secrets::keygen(&out, path, kid.clone());
@@ -86,7 +97,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Agent(cmd) => commands::agent::run(&out, &store, cmd).await,
         Command::Serve(args) => commands::serve::run(&store, args).await,
         Command::Secrets(cmd) => commands::secrets::run(&out, &store, cmd).await,
-        Command::Sign(_) => Ok(()),
+        Command::Sign(_) | Command::Doctor { .. } => Ok(()),
     };
     store.close().await;
     result.map_err(|e| name_the_database(e, &cli.database_url))

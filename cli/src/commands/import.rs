@@ -14,8 +14,8 @@ use devicegate::store::{ImportFile, ImportFileError, ImportRow, RefusedRow, Stor
 /// Reads the CSV into good rows and refused ones (`devicegate::store::read_import`:
 /// the header must name `device_key`; `secret` and `gateway` are optional columns).
 fn read(file: &Path) -> anyhow::Result<(Vec<ImportRow>, Vec<RefusedRow>)> {
-    let input = std::fs::File::open(file).with_context(|| format!("cannot read {}", file.display()))?;
-    match read_import(input) {
+    let input = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    match read_import(&input) {
         Ok(ImportFile { rows, refused }) => Ok((rows, refused)),
         Err(ImportFileError::Header(e)) => {
             Err(anyhow::anyhow!(e).context(format!("cannot read the header of {}", file.display())))

@@ -4,6 +4,7 @@ pub mod agent;
 pub mod ca;
 pub mod cert;
 pub mod device;
+pub mod doctor;
 pub mod import;
 pub mod principal;
 pub mod product;

@@ -256,6 +256,11 @@ pub unsafe extern "C" fn mosquitto_plugin_cleanup(
     })
 }
 
+/// The plugin's version as bytes in the file, so that `devicegate doctor`
+/// can tell which version a `.so` is without loading it.
+#[used]
+static VERSION_MARKER: &str = concat!("devicegate-mosquitto-version=", env!("CARGO_PKG_VERSION"), "\0");
+
 /// Why the plugin does not start with `per_listener_settings true`.
 const PER_LISTENER_REFUSED: &str = "per_listener_settings true is not supported: Mosquitto 2.0.11 to 2.0.14 \
      never send TICK to a plugin loaded per listener, so a disabled device or a revoked credential would stay \
