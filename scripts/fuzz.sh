@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 seconds="${1:-30}"
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 export RUSTC_BOOTSTRAP=1
-for target in credentials topics payloads certificates; do
+for target in credentials topics payloads certificates plugin_options csv_import; do
     echo "==> fuzzing $target for ${seconds}s" >&2
     mkdir -p "target/fuzz-corpus/$target"
     log="target/fuzz-$target.log"
