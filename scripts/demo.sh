@@ -10,7 +10,8 @@ source scripts/lib.sh
 ensure_build_tools
 ensure_mosquitto
 
-cargo build --locked -q -p devicegate-cli -p devicegate-mosquitto
+echo "==> building the CLI and the Mosquitto plugin (the first build takes several minutes; cargo shows its progress)"
+cargo build --locked -p devicegate-cli -p devicegate-mosquitto
 dg="$PWD/target/debug/devicegate"
 demo="$PWD/demo"
 rm -rf "$demo" && mkdir -p "$demo"

@@ -1,15 +1,17 @@
 # Shared helpers for the scripts in this folder. Source it; do not run it.
 
-# Runs apt-get install for the Debian packages given, once, quietly.
+# Runs apt-get install for the Debian packages given, once. apt's own
+# output goes to a log file (shown only when it fails), not the terminal.
 apt_install() {
-    echo "==> installing Debian packages: $*" >&2
+    echo "==> installing Debian packages: $* (apt's output: ${TMPDIR:-/tmp}/devicegate-apt.log)" >&2
     if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+    local log="${TMPDIR:-/tmp}/devicegate-apt.log"
     if [ -z "${DEVICEGATE_APT_UPDATED:-}" ]; then
-        $SUDO apt-get update -qq >&2 || { echo "error: apt-get update failed" >&2; return 1; }
+        $SUDO apt-get update -qq >>"$log" 2>&1 || { tail -n 20 "$log" >&2; echo "error: apt-get update failed" >&2; return 1; }
         export DEVICEGATE_APT_UPDATED=1
     fi
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "$@" >&2 \
-        || { echo "error: could not install $*; install them by hand and retry" >&2; return 1; }
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "$@" >>"$log" 2>&1 \
+        || { tail -n 20 "$log" >&2; echo "error: could not install $*; install them by hand and retry" >&2; return 1; }
 }
 
 # Prints a free TCP port on 127.0.0.1.
@@ -70,11 +72,18 @@ ensure_build_tools() {
     command -v python3 >/dev/null || apt_install python3 || true
 }
 
-# Makes sure Mosquitto (broker, clients, plugin headers) is installed.
+# Makes sure the Mosquitto broker and its command-line clients are installed.
 ensure_mosquitto() {
     local missing=()
     command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
     command -v mosquitto_pub >/dev/null || missing+=(mosquitto-clients)
+    if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}" || return 1; fi
+}
+
+# Makes sure Mosquitto's plugin headers are installed: the plugin does not
+# need them to build, the test that checks its struct layouts does.
+ensure_mosquitto_headers() {
+    local missing=()
     [ -f /usr/include/mosquitto_broker.h ] || missing+=(mosquitto-dev)
     [ -f /usr/include/mosquitto.h ] || missing+=(libmosquitto-dev)
     if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}" || return 1; fi

@@ -10,6 +10,7 @@ trap stop_postgres EXIT
 
 ensure_build_tools
 ensure_mosquitto
+ensure_mosquitto_headers
 ensure_tls_clients
 ensure_erlang
 ensure_postgres
