@@ -8,6 +8,7 @@
 //! registry now and then, and prune old audit events. Hooks never wait on
 //! any of it.
 
+mod cursor;
 mod watch;
 mod writer;
 
@@ -24,7 +25,8 @@ use crate::engine::{
 };
 use crate::registry::Registry;
 use crate::spool::{Spool, spool_path};
-use crate::store::{Backend, Entity, Store, StoreError, redact_url};
+use crate::store::{Backend, Change, Entity, Store, StoreError, redact_url};
+use cursor::Cursor;
 use watch::{FileState, FileWatch};
 use writer::Writer;
 
@@ -291,7 +293,7 @@ async fn run(engine: Arc<Engine>, config: SyncConfig, url: String, stop: Arc<Not
             Ok::<_, StoreError>((store, last))
         };
         let attempt = attempt.await;
-        status.read(attempt.as_ref().map(|(_, last)| *last));
+        status.read(attempt.as_ref().map(|(_, cursor)| cursor.last));
         match attempt {
             Ok(ready) => break ready,
             Err(e) => {
@@ -341,7 +343,7 @@ async fn run(engine: Arc<Engine>, config: SyncConfig, url: String, stop: Arc<Not
             }
             _ = poll.tick(), if !store.is_closed() => {
                 let read = follow(&store, &engine, &mut last_change, &mut listener, &mut own_changes).await;
-                status.read(read.as_ref().map(|()| last_change));
+                status.read(read.as_ref().map(|()| last_change.last));
             }
             notified = notification(&mut listener) => {
                 if !notified {
@@ -349,7 +351,7 @@ async fn run(engine: Arc<Engine>, config: SyncConfig, url: String, stop: Arc<Not
                 }
                 if !store.is_closed() {
                     let read = follow(&store, &engine, &mut last_change, &mut listener, &mut own_changes).await;
-                    status.read(read.as_ref().map(|()| last_change));
+                    status.read(read.as_ref().map(|()| last_change.last));
                 }
             }
             _ = watch_tick.tick() => {
@@ -412,7 +414,7 @@ async fn notification(listener: &mut Option<sqlx::postgres::PgListener>) -> bool
 async fn follow(
     store: &Store,
     engine: &Engine,
-    last: &mut i64,
+    last: &mut Cursor,
     listener: &mut Option<sqlx::postgres::PgListener>,
     own_changes: &mut std::collections::HashSet<i64>,
 ) -> Result<(), StoreError> {
@@ -429,36 +431,59 @@ async fn follow(
 async fn apply_changes(
     store: &Store,
     engine: &Engine,
-    last: &mut i64,
+    cursor: &mut Cursor,
     own_changes: &mut std::collections::HashSet<i64>,
 ) -> Result<(), StoreError> {
+    // Ids below the cursor that were not visible when it passed them.
+    if let Some((low, high)) = cursor.gaps_to_read(now_ms()) {
+        for change in store.changes_since(low - 1, high - low + 1).await? {
+            if change.id <= high && cursor.fill(change.id) && !own_changes.remove(&change.id) {
+                apply_change(store, engine, &change).await?;
+            }
+        }
+    }
     loop {
-        let changes = store.changes_since(*last, 1000).await?;
+        let changes = store.changes_since(cursor.last, 1000).await?;
         if changes.is_empty() {
-            own_changes.retain(|id| *id > *last);
+            own_changes.retain(|id| *id > cursor.last);
             return Ok(());
         }
         for change in changes {
-            if own_changes.remove(&change.id) {
-                *last = change.id;
-                continue;
+            if !own_changes.remove(&change.id) {
+                apply_change(store, engine, &change).await?;
             }
-            let now = now_ms();
-            match &change.entity {
-                Entity::Product(pk) => engine.apply_product_change(pk, store.product(pk).await?, now),
-                Entity::Device(key) => engine.apply_device_change(key, store.device_record(key).await?, now),
-                Entity::Principal(name) => engine.apply_principal_change(name, store.principal(name).await?),
-                Entity::TokenKey(kid) => engine.apply_token_key_change(kid, store.token_key(kid).await?, now),
-            }
-            *last = change.id;
+            cursor.advance(change.id, now_ms());
         }
     }
 }
 
+/// Reloads what `change` names and hands it to the engine.
+async fn apply_change(store: &Store, engine: &Engine, change: &Change) -> Result<(), StoreError> {
+    let now = now_ms();
+    match &change.entity {
+        Entity::Product(pk) => engine.apply_product_change(pk, store.product(pk).await?, now),
+        Entity::Device(key) => engine.apply_device_change(key, store.device_record(key).await?, now),
+        Entity::Principal(name) => engine.apply_principal_change(name, store.principal(name).await?),
+        Entity::TokenKey(kid) => engine.apply_token_key_change(kid, store.token_key(kid).await?, now),
+    }
+    Ok(())
+}
+
 /// Makes the registry equal to the database; returns the change id it
 /// reflects. The id is read first, so no change between the two is missed.
-async fn reconcile(store: &Store, engine: &Engine) -> Result<i64, StoreError> {
+async fn reconcile(store: &Store, engine: &Engine) -> Result<Cursor, StoreError> {
     let last = store.latest_change().await?;
+    // The ids present just below `last` now, before loading: one missing
+    // here may commit later and must still be read.
+    let window = 1000;
+    let present: Vec<i64> = store
+        .changes_since(last.saturating_sub(window), window)
+        .await?
+        .iter()
+        .map(|c| c.id)
+        .filter(|id| *id <= last)
+        .collect();
+    let cursor = Cursor::after_load(last, &present, now_ms());
     let now = now_ms();
     let registry = engine.registry();
     let products = store.load_products().await?;
@@ -507,5 +532,5 @@ async fn reconcile(store: &Store, engine: &Engine) -> Result<i64, StoreError> {
     for gone in known {
         engine.apply_token_key_change(&gone, None, now);
     }
-    Ok(last)
+    Ok(cursor)
 }

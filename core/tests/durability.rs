@@ -287,3 +287,64 @@ async fn an_sqlite_file_replaced_in_place_is_reloaded() {
     .await;
     auth.shutdown();
 }
+
+/// Whether `auth` has queued a kick (draining its effects).
+fn kicked(auth: &Authenticator) -> bool {
+    std::iter::from_fn(|| auth.poll_effect()).any(|e| matches!(e, Effect::Kick { .. }))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_committed_after_a_later_change_id_is_still_applied() {
+    // Postgres hands out change ids at insert, not at commit: a disable
+    // (id N) that commits after another change (id N+1) was read must
+    // still throw the device off (the soak found it skipped until the
+    // next reconciliation, minutes later).
+    let db = common::postgres().await;
+    let _store = seed(&db.url).await;
+    let spool = tempfile::tempdir().unwrap();
+    let auth = Authenticator::start(EngineConfig::default(), sync_config(spool.path()), &db.url).unwrap();
+    within("registry loaded", Duration::from_secs(10), async || auth.is_ready()).await;
+    assert_eq!(
+        connect(&auth, 1, E3_ID, "dev_0001&Ab3dEf9h", E3_PW),
+        ConnectDecision::Accept
+    );
+    kicked(&auth);
+    let mut late = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let mut early = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut late).await.unwrap();
+    sqlx::query("UPDATE devices SET enabled = 0 WHERE product_key = 'Ab3dEf9h' AND device_key = 'dev_0001'")
+        .execute(&mut late)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO changes (entity, product_key, device_key, at) VALUES ('device', 'Ab3dEf9h', 'dev_0001', 1)",
+    )
+    .execute(&mut late)
+    .await
+    .unwrap();
+    // A later id, committed first; the broker reads past it.
+    let row = sqlx::query(
+        "INSERT INTO changes (entity, product_key, device_key, at) VALUES ('device', 'Ab3dEf9h', 'dev_0003', 1) RETURNING id",
+    )
+    .fetch_one(&mut early)
+    .await
+    .unwrap();
+    let later: i64 = sqlx::Row::get(&row, "id");
+    within("the broker read the later change", Duration::from_secs(5), async || {
+        auth.metrics_text()
+            .contains(&format!("devicegate_change_feed_applied_id {later}\n"))
+    })
+    .await;
+    sqlx::query("COMMIT").execute(&mut late).await.unwrap();
+    within(
+        "the late disable kicks the device",
+        Duration::from_secs(3),
+        async || kicked(&auth),
+    )
+    .await;
+    assert_eq!(
+        connect(&auth, 2, E3_ID, "dev_0001&Ab3dEf9h", E3_PW),
+        ConnectDecision::Refuse(devicegate::decision::Refusal::Disabled)
+    );
+    auth.shutdown();
+}
