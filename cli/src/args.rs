@@ -83,7 +83,9 @@ pub enum SecretsCommand {
     },
     /// Seal every stored secret under the current key of --secret-key-file
     /// (plaintext ones and ones under older keys) and mark every product
-    /// sealed: plaintext secrets are refused from then on.
+    /// sealed: plaintext secrets are refused from then on. `rotate` is the
+    /// same command, after `secrets keygen` made a new current key.
+    #[command(alias = "rotate")]
     Seal,
 }
 

@@ -422,13 +422,22 @@ async fn a_device_assigned_elsewhere_gets_0x9c_with_the_server_reference() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_device_logs_in_over_mqtt5_and_is_closed_at_expiry() {
+    // Seed 003 through this broker: an access key from the CLI, a token
+    // from `POST /authenticate` of a real `devicegate serve`.
     let db = db::sqlite();
     seed(&db.url);
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("token.key");
     devicegate_test_support::cli(&db.url, &["token", "keygen", "--out", key.to_str().unwrap()]);
+    let pair = devicegate_test_support::cli(&db.url, &["device", "access-key", "Ab3dEf9h", "dev_0001"]);
+    let service =
+        devicegate_test_support::service::Service::start(&db.url, &["--token-key", key.to_str().unwrap()]).await;
+    let request = serde_json::json!({"deviceAuthParameters": {
+        "accessKey": pair["accessKey"], "secretKey": pair["secretKey"],
+    }});
+    let answer = service.post("/authenticate", None, &request).await;
+    let token = answer.ok(200)["token"].as_str().expect("a token").to_owned();
     let port = start(&db.url);
-    let token = devicegate_test_support::scenarios::issue_token(&db.url, &key, None);
     // The token with an empty username.
     let bare = ("dev_0001".to_owned(), String::new(), token.clone());
     let (_client, _events) = connect5(port, &bare)
