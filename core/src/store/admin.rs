@@ -146,6 +146,15 @@ impl ProductSpec {
     }
 }
 
+/// A time column of `devices` an operator command sets to now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum DeviceStamp {
+    /// `device revoke-tokens`.
+    TokensRevoked,
+    /// `device unblock`.
+    Unblocked,
+}
+
 /// Changes to a product; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default)]
 pub struct ProductUpdate {
@@ -716,6 +725,31 @@ impl Store {
     pub(super) async fn update_device(&self, pk: &str, dk: &str, sql: &str) -> Result<(), StoreError> {
         let mut tx = self.write_transaction().await?;
         let done = sqlx::query(sql).bind(pk).bind(dk).execute(&mut *tx).await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::UnknownDevice(pk.to_owned(), dk.to_owned()));
+        }
+        record_change(&mut tx, "device", Some(pk), Some(dk), None, now_ms()).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Sets the device's `column` to now, for every broker to see: the
+    /// operator's stamps (`tokens_revoked_at`, `unblocked_at`) that brokers
+    /// compare with what they hold.
+    pub(super) async fn stamp_device(&self, pk: &str, dk: &str, column: DeviceStamp) -> Result<(), StoreError> {
+        let sql = match column {
+            DeviceStamp::TokensRevoked => {
+                "UPDATE devices SET tokens_revoked_at = $1 WHERE product_key = $2 AND device_key = $3"
+            }
+            DeviceStamp::Unblocked => "UPDATE devices SET unblocked_at = $1 WHERE product_key = $2 AND device_key = $3",
+        };
+        let mut tx = self.write_transaction().await?;
+        let done = sqlx::query(sql)
+            .bind(to_i64(now_ms()))
+            .bind(pk)
+            .bind(dk)
+            .execute(&mut *tx)
+            .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::UnknownDevice(pk.to_owned(), dk.to_owned()));
         }

@@ -6,9 +6,7 @@
 use serde::Serialize;
 use sqlx::Row;
 
-use super::admin::to_i64;
-use super::credentials::require_device;
-use super::writes::record_change;
+use super::admin::{DeviceStamp, to_i64};
 use super::{Store, StoreError};
 use crate::clock::now_ms;
 
@@ -71,16 +69,6 @@ impl Store {
     /// Lifts the device's failed-login blocks and forgets its failures on
     /// every broker (`device unblock`).
     pub async fn unblock_device(&self, pk: &str, dk: &str) -> Result<(), StoreError> {
-        let mut tx = self.write_transaction().await?;
-        require_device(&mut tx, pk, dk).await?;
-        sqlx::query("UPDATE devices SET unblocked_at = $1 WHERE product_key = $2 AND device_key = $3")
-            .bind(to_i64(now_ms()))
-            .bind(pk)
-            .bind(dk)
-            .execute(&mut *tx)
-            .await?;
-        record_change(&mut tx, "device", Some(pk), Some(dk), None, now_ms()).await?;
-        tx.commit().await?;
-        Ok(())
+        self.stamp_device(pk, dk, DeviceStamp::Unblocked).await
     }
 }

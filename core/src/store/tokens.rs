@@ -9,7 +9,7 @@ use sqlx::Row;
 use subtle::ConstantTimeEq as _;
 use uuid::Uuid;
 
-use super::admin::to_i64;
+use super::admin::{DeviceStamp, to_i64};
 use super::credentials::{random, require_device};
 use super::writes::record_change;
 use super::{Store, StoreError};
@@ -184,17 +184,7 @@ impl Store {
     /// Refuses every token issued to the device until now; brokers close
     /// its sessions that logged in with one.
     pub async fn revoke_tokens(&self, pk: &str, dk: &str) -> Result<(), StoreError> {
-        let mut tx = self.write_transaction().await?;
-        require_device(&mut tx, pk, dk).await?;
-        sqlx::query("UPDATE devices SET tokens_revoked_at = $1 WHERE product_key = $2 AND device_key = $3")
-            .bind(to_i64(now_ms()))
-            .bind(pk)
-            .bind(dk)
-            .execute(&mut *tx)
-            .await?;
-        record_change(&mut tx, "device", Some(pk), Some(dk), None, now_ms()).await?;
-        tx.commit().await?;
-        Ok(())
+        self.stamp_device(pk, dk, DeviceStamp::TokensRevoked).await
     }
 
     /// Adds the public key of `key` under its key id (`token keygen`):
