@@ -27,3 +27,6 @@ cargo test --locked --workspace
 echo "==> a panic injected into each C entry point and each Mosquitto callback is caught (test-only feature)" >&2
 cargo test --locked -p devicegate-ffi --features panic-injection --lib panic_injection
 cargo test --locked -p devicegate-mosquitto --features panic-injection --test panic_injection
+
+echo "==> the Debian packages and the README's operator quickstart: dpkg -i, a device logs in, purge (as root)" >&2
+./scripts/test-packages.sh

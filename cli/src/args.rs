@@ -65,6 +65,19 @@ pub enum Command {
     /// Run the provisioning service: device tokens, bootstrap, agents and
     /// the admin API over HTTP (IDENTITIES.md §7).
     Serve(ServeArgs),
+    /// Print the shell completion script for SHELL (the Debian package
+    /// installs them for bash, zsh and fish).
+    Completions {
+        /// The shell to complete in.
+        shell: clap_complete::Shell,
+    },
+    /// Write a man page for devicegate and one per subcommand into DIR
+    /// (devicegate.1, devicegate-device-create.1, …).
+    Manual {
+        /// The folder to write the pages into (created if missing).
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+    },
 }
 
 /// `devicegate secrets …`

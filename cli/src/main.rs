@@ -69,6 +69,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     {
         return done;
     }
+    if let Command::Completions { shell } = &cli.command {
+        return commands::documentation::completions(*shell);
+    }
+    if let Command::Manual { out: dir } = &cli.command {
+        return commands::documentation::manual(&out, dir);
+    }
     if let Command::Doctor { config } = &cli.command {
         // The database comes from the configuration, not --database-url.
         return if commands::doctor::run(&out, config).await? {
@@ -97,7 +103,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Agent(cmd) => commands::agent::run(&out, &store, cmd).await,
         Command::Serve(args) => commands::serve::run(&store, args).await,
         Command::Secrets(cmd) => commands::secrets::run(&out, &store, cmd).await,
-        Command::Sign(_) | Command::Doctor { .. } => Ok(()),
+        Command::Sign(_) | Command::Doctor { .. } | Command::Completions { .. } | Command::Manual { .. } => Ok(()),
     };
     store.close().await;
     result.map_err(|e| name_the_database(e, &cli.database_url))

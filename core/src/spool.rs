@@ -510,8 +510,8 @@ mod tests {
     #[test]
     fn paths() {
         assert_eq!(
-            spool_path("sqlite:///var/lib/mosquitto/devicegate.db", None),
-            PathBuf::from("/var/lib/mosquitto/devicegate.db.spool")
+            spool_path("sqlite:///var/lib/devicegate/devicegate.db", None),
+            PathBuf::from("/var/lib/devicegate/devicegate.db.spool")
         );
         assert_eq!(
             spool_path("sqlite://devicegate.db", Some(Path::new("/spool"))),

@@ -129,7 +129,7 @@ pub async fn run(out: &Output, config: &Path) -> anyhow::Result<bool> {
         None => report.add(
             Level::Problem,
             "database",
-            "no plugin_opt_database_url: add e.g. plugin_opt_database_url sqlite:///var/lib/mosquitto/devicegate.db",
+            "no plugin_opt_database_url: add e.g. plugin_opt_database_url sqlite:///var/lib/devicegate/devicegate.db",
         ),
         Some(url) => check_database(url, &lines, &user, &mut report).await,
     }

@@ -5,6 +5,7 @@ pub mod ca;
 pub mod cert;
 pub mod device;
 pub mod doctor;
+pub mod documentation;
 pub mod import;
 pub mod principal;
 pub mod product;

@@ -5,7 +5,7 @@
 //! ```text
 //! per_listener_settings false
 //! plugin /usr/lib/devicegate/libdevicegate_mosquitto.so
-//! plugin_opt_database_url sqlite:///var/lib/mosquitto/devicegate.db
+//! plugin_opt_database_url sqlite:///var/lib/devicegate/devicegate.db
 //! ```
 //!
 //! This file wires things up like dynamic-security's `plugin.c`: version,

@@ -183,7 +183,7 @@ impl Options {
         }
         let database_url = database_url
             .filter(|u| !u.is_empty())
-            .ok_or("plugin_opt_database_url is required, e.g. sqlite:///var/lib/mosquitto/devicegate.db")?;
+            .ok_or("plugin_opt_database_url is required, e.g. sqlite:///var/lib/devicegate/devicegate.db")?;
         Ok(Options {
             database_url,
             create_database,
