@@ -438,9 +438,9 @@ pub enum DeviceCommand {
         product_key: String,
         /// The CSV file.
         file: PathBuf,
-        /// Rows per transaction.
-        #[arg(long, default_value_t = 500)]
-        batch_size: usize,
+        /// Rows per transaction (and per change brokers load at once).
+        #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        batch_size: u32,
         /// Accept secrets shorter than 16 bytes in the file.
         #[arg(long)]
         allow_weak_secret: bool,

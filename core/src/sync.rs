@@ -465,6 +465,15 @@ async fn apply_change(store: &Store, engine: &Engine, change: &Change) -> Result
         Entity::Device(key) => engine.apply_device_change(key, store.device_record(key).await?, now),
         Entity::Principal(name) => engine.apply_principal_change(name, store.principal(name).await?),
         Entity::TokenKey(kid) => engine.apply_token_key_change(kid, store.token_key(kid).await?, now),
+        // A bulk import batch: just its devices, never a full reload.
+        Entity::Devices {
+            product_key,
+            device_keys,
+        } => {
+            for (key, record) in store.device_records(product_key, device_keys).await? {
+                engine.apply_device_change(&key, record, now);
+            }
+        }
     }
     Ok(())
 }

@@ -310,6 +310,57 @@ async fn import_reports_each_bad_row_and_keeps_the_good_ones() {
 }
 
 #[tokio::test]
+async fn an_import_batch_is_one_change_that_loads_just_its_devices() {
+    for db in common::both().await {
+        let store = Store::connect(&db.url).await.unwrap();
+        product(&store, "pk").await;
+        store.create_device("pk", "old", DeviceSpec::default()).await.unwrap();
+        let before = store.latest_change().await.unwrap();
+        let row = |line, dk: &str, gateway: Option<&str>| ImportRow {
+            line,
+            device_key: dk.into(),
+            secret: Some(format!("S3cretDevice{dk:0>4}")),
+            gateway: gateway.map(|g| ("pk".to_owned(), g.to_owned())),
+        };
+        // A gateway earlier in the same batch counts; 2,500 rows span three INSERTs.
+        let mut batch = vec![row(2, "gw", None), row(3, "sub", Some("gw")), row(4, "old", None)];
+        batch.extend((0..2500).map(|i| row(5 + i, &format!("d{i}"), None)));
+        let results = store.import_devices("pk", &batch, false).await.unwrap();
+        assert!(results[0].is_ok() && results[1].is_ok(), "{:?}", &results[..2]);
+        assert!(results[2].as_ref().unwrap_err().contains("already exists"));
+        assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 2502);
+        let feed = store.changes_since(before, 100).await.unwrap();
+        assert_eq!(feed.len(), 1, "one change for the batch: {feed:?}");
+        let Entity::Devices {
+            product_key,
+            device_keys,
+        } = &feed[0].entity
+        else {
+            panic!("{feed:?}");
+        };
+        assert_eq!(product_key, "pk");
+        assert_eq!(device_keys.len(), 2502);
+        assert!(!device_keys.contains(&"old".to_owned()));
+        let records = store.device_records("pk", device_keys).await.unwrap();
+        assert_eq!(records.len(), 2502);
+        let (key, record) = &records[1];
+        assert_eq!(key, "sub&pk");
+        let record = record.as_ref().unwrap();
+        assert_eq!(record.gateway.as_deref(), Some("gw&pk"), "{record:?}");
+        assert_eq!(
+            store.device_secret("pk", "d2499").await.unwrap().as_deref(),
+            Some("S3cretDeviced2499")
+        );
+        store.delete_device("pk", "d0").await.unwrap();
+        let gone = store
+            .device_records("pk", &["d0".to_owned(), "d1".to_owned()])
+            .await
+            .unwrap();
+        assert!(gone[0].1.is_none() && gone[1].1.is_some(), "{gone:?}");
+    }
+}
+
+#[tokio::test]
 async fn bad_urls_are_refused_clearly() {
     let e = Store::connect("mysql://x").await.unwrap_err();
     assert!(e.to_string().contains("not supported"), "{e}");

@@ -14,6 +14,22 @@ pub async fn connect(
     connect_with(port, credentials, Duration::from_secs(30)).await
 }
 
+/// Tries [`connect`] every 100 ms until the broker accepts the login or
+/// `within` has passed: for a change the broker learns through the change
+/// feed. Whether it was accepted.
+pub async fn accepted_within(port: u16, credentials: &(String, String, String), within: Duration) -> bool {
+    let start = std::time::Instant::now();
+    loop {
+        if connect_with(port, credentials, Duration::from_secs(5)).await.is_ok() {
+            return true;
+        }
+        if start.elapsed() >= within {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// [`connect`] with a keep-alive interval.
 pub async fn connect_with(
     port: u16,

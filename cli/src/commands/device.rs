@@ -238,7 +238,7 @@ pub async fn run(out: &Output, store: &Store, command: DeviceCommand) -> anyhow:
             batch_size,
             allow_weak_secret,
         } => {
-            super::import::run(out, store, &product_key, &file, batch_size, allow_weak_secret).await?;
+            super::import::run(out, store, &product_key, &file, batch_size as usize, allow_weak_secret).await?;
         }
     }
     Ok(())

@@ -374,22 +374,105 @@ pub(super) async fn set_secret(
     let key = format!("{dk}&{pk}");
     let stored = sealing::seal(keys, SealedField::DeviceSecret(&key), secret)
         .map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
-    sqlx::query(
-        "INSERT INTO credentials (product_key, device_key, kind, identity, material, created_at) \
-         VALUES ($1, $2, 'secret', $3, $4, $5) ON CONFLICT (kind, identity) \
-         DO UPDATE SET material = excluded.material, created_at = excluded.created_at, revoked_at = NULL",
-    )
-    .bind(pk)
-    .bind(dk)
-    .bind(&key)
-    .bind(stored)
-    .bind(to_i64(now_ms()))
-    .execute(conn)
-    .await?;
+    sqlx::query(&insert_secrets_sql(1))
+        .bind(pk)
+        .bind(dk)
+        .bind(&key)
+        .bind(stored)
+        .bind(to_i64(now_ms()))
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
-async fn device_exists(conn: &mut AnyConnection, pk: &str, dk: &str) -> Result<bool, sqlx::Error> {
+/// The INSERT of `rows` device secrets, 5 parameters each (pk, dk,
+/// identity `dk&pk`, the stored material, created_at): a secret replaces
+/// the device's earlier one. One statement for `set_secret` and bulk import.
+pub(super) fn insert_secrets_sql(rows: usize) -> String {
+    format!(
+        "INSERT INTO credentials (product_key, device_key, kind, identity, material, created_at) VALUES {} \
+         ON CONFLICT (kind, identity) \
+         DO UPDATE SET material = excluded.material, created_at = excluded.created_at, revoked_at = NULL",
+        values_rows(rows, &["", "", "'secret'", "", "", ""])
+    )
+}
+
+/// The INSERT of `rows` new devices, 6 parameters each (pk, dk, gateway
+/// pk, gateway dk, created_at, guid), skipping devices that exist and
+/// returning the device keys it inserted. One statement for `device
+/// create` and bulk import.
+pub(super) fn insert_devices_sql(rows: usize) -> String {
+    format!(
+        "INSERT INTO devices (product_key, device_key, gateway_product_key, gateway_device_key, created_at, guid) \
+         VALUES {} ON CONFLICT (product_key, device_key) DO NOTHING RETURNING device_key",
+        values_rows(rows, &["", "", "", "", "", ""])
+    )
+}
+
+/// `($1, $2, …), ($7, …)` for `rows` rows of `columns`: an empty column is
+/// a parameter, any other is written as it is (a constant).
+fn values_rows(rows: usize, columns: &[&str]) -> String {
+    let per_row = columns.iter().filter(|c| c.is_empty()).count();
+    (0..rows)
+        .map(|r| {
+            let mut next = r * per_row;
+            let fields: Vec<String> = columns
+                .iter()
+                .map(|c| {
+                    if c.is_empty() {
+                        next += 1;
+                        format!("${next}")
+                    } else {
+                        (*c).to_owned()
+                    }
+                })
+                .collect();
+            format!("({})", fields.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Checks a new device against the rules every way of creating one shares
+/// (`device create`, bulk import, the admin API): a valid device key, a
+/// secret or dynamic activation, a strong enough secret, not its own
+/// gateway. Whether the gateway exists is the caller's query.
+pub(super) fn check_new_device(product: &ProductSpec, dk: &str, spec: &DeviceSpec) -> Result<(), StoreError> {
+    check_key(KeyKind::Device, dk)?;
+    let pk = &product.product_key;
+    if spec.no_secret && !product.dynamic_activation {
+        return Err(StoreError::Invalid(format!(
+            "product `{pk}` has no dynamic activation: a device without a secret could never log in"
+        )));
+    }
+    if let Some(secret) = &spec.secret {
+        check_secret(secret, spec.allow_weak_secret)?;
+    }
+    if let Some((gpk, gdk)) = &spec.gateway
+        && (gpk.as_str(), gdk.as_str()) == (pk.as_str(), dk)
+    {
+        return Err(StoreError::Invalid("a device cannot be its own gateway".to_owned()));
+    }
+    Ok(())
+}
+
+/// A new device's secrets: the one generated for it (to print once), and
+/// the one to store (given, generated, or none when it waits for dynamic
+/// activation).
+pub(super) fn new_device_secret(spec: &DeviceSpec) -> Result<(Option<String>, Option<String>), StoreError> {
+    let generated = match (&spec.secret, spec.no_secret) {
+        (None, false) => Some(new_secret()?),
+        _ => None,
+    };
+    let stored = spec
+        .secret
+        .clone()
+        .or_else(|| generated.clone())
+        .filter(|_| !spec.no_secret);
+    Ok((generated, stored))
+}
+
+pub(super) async fn device_exists(conn: &mut AnyConnection, pk: &str, dk: &str) -> Result<bool, sqlx::Error> {
     let row = sqlx::query("SELECT COUNT(*) AS n FROM devices WHERE product_key = $1 AND device_key = $2")
         .bind(pk)
         .bind(dk)
@@ -586,7 +669,7 @@ impl Store {
             .ok_or_else(|| StoreError::UnknownProduct(pk.to_owned()))
     }
 
-    async fn require_product(&self, conn: &mut AnyConnection, pk: &str) -> Result<ProductSpec, StoreError> {
+    pub(super) async fn require_product(&self, conn: &mut AnyConnection, pk: &str) -> Result<ProductSpec, StoreError> {
         let sql = format!("SELECT {} FROM products WHERE product_key = $1", rows::PRODUCT_COLUMNS);
         let row = sqlx::query(&sql).bind(pk).fetch_optional(conn).await?;
         row.as_ref()
@@ -603,46 +686,24 @@ impl Store {
         dk: &str,
         spec: &DeviceSpec,
     ) -> Result<Option<Option<String>>, StoreError> {
-        check_key(KeyKind::Device, dk)?;
+        check_new_device(product, dk, spec)?;
         let pk = &product.product_key;
-        if spec.no_secret && !product.dynamic_activation {
-            return Err(StoreError::Invalid(format!(
-                "product `{pk}` has no dynamic activation: a device without a secret could never log in"
-            )));
+        if let Some((gpk, gdk)) = &spec.gateway
+            && !device_exists(conn, gpk, gdk).await?
+        {
+            return Err(StoreError::UnknownDevice(gpk.clone(), gdk.clone()));
         }
-        if let Some(secret) = &spec.secret {
-            check_secret(secret, spec.allow_weak_secret)?;
-        }
-        if let Some((gpk, gdk)) = &spec.gateway {
-            if !device_exists(conn, gpk, gdk).await? {
-                return Err(StoreError::UnknownDevice(gpk.clone(), gdk.clone()));
-            }
-            if (gpk.as_str(), gdk.as_str()) == (pk.as_str(), dk) {
-                return Err(StoreError::Invalid("a device cannot be its own gateway".to_owned()));
-            }
-        }
-        let generated = match (&spec.secret, spec.no_secret) {
-            (None, false) => Some(new_secret()?),
-            _ => None,
-        };
-        let secret = spec
-            .secret
-            .clone()
-            .or_else(|| generated.clone())
-            .filter(|_| !spec.no_secret);
-        let done = sqlx::query(
-            "INSERT INTO devices (product_key, device_key, gateway_product_key, gateway_device_key, created_at, guid) \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (product_key, device_key) DO NOTHING",
-        )
-        .bind(pk)
-        .bind(dk)
-        .bind(spec.gateway.as_ref().map(|g| g.0.clone()))
-        .bind(spec.gateway.as_ref().map(|g| g.1.clone()))
-        .bind(to_i64(now_ms()))
-        .bind(new_guid())
-        .execute(&mut *conn)
-        .await?;
-        if done.rows_affected() == 0 {
+        let (generated, secret) = new_device_secret(spec)?;
+        let inserted = sqlx::query(&insert_devices_sql(1))
+            .bind(pk)
+            .bind(dk)
+            .bind(spec.gateway.as_ref().map(|g| g.0.clone()))
+            .bind(spec.gateway.as_ref().map(|g| g.1.clone()))
+            .bind(to_i64(now_ms()))
+            .bind(new_guid())
+            .fetch_optional(&mut *conn)
+            .await?;
+        if inserted.is_none() {
             return Ok(None);
         }
         if let Some(secret) = &secret {
@@ -662,38 +723,6 @@ impl Store {
             .ok_or_else(|| StoreError::DeviceExists(pk.to_owned(), dk.to_owned()))?;
         tx.commit().await?;
         Ok(generated)
-    }
-
-    /// Imports one batch in one transaction. Each row's result: the
-    /// generated secret (if any) or why it was refused. Refused rows do not
-    /// stop the batch.
-    pub async fn import_devices(
-        &self,
-        pk: &str,
-        batch: &[ImportRow],
-        allow_weak_secret: bool,
-    ) -> Result<Vec<Result<Option<String>, String>>, StoreError> {
-        let mut tx = self.write_transaction().await?;
-        let product = self.require_product(&mut tx, pk).await?;
-        let mut results = Vec::with_capacity(batch.len());
-        for row in batch {
-            let spec = DeviceSpec {
-                secret: row.secret.clone(),
-                allow_weak_secret,
-                no_secret: false,
-                gateway: row.gateway.clone(),
-            };
-            results.push(
-                match self.insert_device(&mut tx, &product, &row.device_key, &spec).await {
-                    Ok(Some(generated)) => Ok(generated),
-                    Ok(None) => Err(format!("device `{}` already exists", row.device_key)),
-                    Err(StoreError::Database(e)) => return Err(StoreError::Database(e)),
-                    Err(e) => Err(e.to_string()),
-                },
-            );
-        }
-        tx.commit().await?;
-        Ok(results)
     }
 
     /// Every device, or those of one product.

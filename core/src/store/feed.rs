@@ -19,6 +19,13 @@ pub enum Entity {
     Principal(String),
     /// A device-token verification key, by key id.
     TokenKey(String),
+    /// Devices of one product written together (a bulk import batch).
+    Devices {
+        /// Their product.
+        product_key: String,
+        /// Their device keys.
+        device_keys: Vec<String>,
+    },
 }
 
 /// One row of the change feed.
@@ -28,6 +35,18 @@ pub struct Change {
     pub id: i64,
     /// What changed.
     pub entity: Entity,
+}
+
+/// Keys bound in one `IN (…)` list: far below SQLite's and Postgres's
+/// limits on bound parameters.
+const DEVICES_PER_QUERY: usize = 500;
+
+/// `$first, $first+1, …` for `count` parameters.
+pub(super) fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl Store {
@@ -122,6 +141,56 @@ impl Store {
         Ok(Some(record))
     }
 
+    /// Devices of product `pk` by device key, for a bulk change: each key
+    /// with its record, or `None` where the device is gone. Read in pages
+    /// of [`DEVICES_PER_QUERY`] keys.
+    pub async fn device_records(
+        &self,
+        pk: &str,
+        device_keys: &[String],
+    ) -> Result<Vec<(String, Option<DeviceRecord>)>, StoreError> {
+        let mut out = Vec::with_capacity(device_keys.len());
+        for page in device_keys.chunks(DEVICES_PER_QUERY) {
+            let keys = placeholders(2, page.len());
+            let sql = format!(
+                "SELECT {} FROM {} WHERE devices.product_key = $1 AND devices.device_key IN ({keys})",
+                rows::DEVICE_COLUMNS,
+                rows::DEVICES_WITH_SECRETS
+            );
+            let mut query = sqlx::query(&sql).bind(pk);
+            for dk in page {
+                query = query.bind(dk);
+            }
+            let mut found: HashMap<String, DeviceRecord> = HashMap::with_capacity(page.len());
+            for row in query.fetch_all(&self.pool).await? {
+                let (key, record) = rows::device(&row, self.keys.as_deref())?;
+                found.insert(key, record);
+            }
+            let sql = format!(
+                "SELECT {} FROM credentials WHERE product_key = $1 AND device_key IN ({keys}) AND revoked_at IS NULL \
+                 ORDER BY id",
+                rows::CREDENTIAL_COLUMNS
+            );
+            let mut query = sqlx::query(&sql).bind(pk);
+            for dk in page {
+                query = query.bind(dk);
+            }
+            for row in query.fetch_all(&self.pool).await? {
+                if let Some((key, credential)) = rows::credential(&row, self.keys.as_deref())?
+                    && let Some(record) = found.get_mut(&key)
+                {
+                    record.credentials.push(credential);
+                }
+            }
+            for dk in page {
+                let key = format!("{dk}&{pk}");
+                let record = found.remove(&key);
+                out.push((key, record));
+            }
+        }
+        Ok(out)
+    }
+
     /// One principal, if it exists.
     pub async fn principal(&self, name: &str) -> Result<Option<Principal>, StoreError> {
         let row = sqlx::query("SELECT name, password_hash, rules FROM principals WHERE name = $1")
@@ -142,7 +211,8 @@ impl Store {
     /// Changes after `after`, oldest first, at most `limit`.
     pub async fn changes_since(&self, after: i64, limit: i64) -> Result<Vec<Change>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, entity, product_key, device_key, name FROM changes WHERE id > $1 ORDER BY id LIMIT $2",
+            "SELECT id, entity, product_key, device_key, name, device_keys FROM changes WHERE id > $1 ORDER BY id \
+             LIMIT $2",
         )
         .bind(after)
         .bind(limit)
@@ -154,7 +224,17 @@ impl Store {
             let pk: Option<String> = row.try_get("product_key")?;
             let dk: Option<String> = row.try_get("device_key")?;
             let name: Option<String> = row.try_get("name")?;
+            let device_keys: Option<String> = row.try_get("device_keys")?;
             let entity = match (row.try_get::<String, _>("entity")?.as_str(), pk, dk, name) {
+                ("devices", Some(product_key), _, _) => Entity::Devices {
+                    product_key,
+                    device_keys: device_keys
+                        .unwrap_or_default()
+                        .lines()
+                        .filter(|k| !k.is_empty())
+                        .map(str::to_owned)
+                        .collect(),
+                },
                 ("product", Some(pk), _, _) => Entity::Product(pk),
                 ("device", Some(pk), Some(dk), _) => Entity::Device(format!("{dk}&{pk}")),
                 ("principal", _, _, Some(name)) => Entity::Principal(name),

@@ -1,9 +1,13 @@
 //! CSV import files (`devicegate device import PK FILE.csv`): a header that
 //! names `device_key` and optionally `secret` and `gateway`, then one device
-//! per row. This module only reads: it turns bytes into rows to insert
+//! per row. This module only reads, as a stream: it turns bytes into rows to insert
 //! ([`ImportRow`], for [`Store::import_devices`](super::Store::import_devices))
 //! and rows refused with their line and a reason in the operator's terms.
 //! The fuzz target `csv_import` feeds it arbitrary files.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::io::Read;
 
 use super::ImportRow;
 use super::admin::check_key;
@@ -45,6 +49,9 @@ pub enum ImportFileError {
     /// A column other than the three known ones.
     #[error("unknown column `{0}` (expected device_key, secret, gateway)")]
     UnknownColumn(String),
+    /// The input could not be read (not a bad row: the file itself).
+    #[error("cannot read the file: {0}")]
+    Read(String),
 }
 
 /// Splits a gateway given as `GWPK/GWDK`.
@@ -55,71 +62,181 @@ pub fn parse_gateway(text: &str) -> Result<(String, String), String> {
     }
 }
 
-/// Reads an import file: the header, then every row. Fields are trimmed;
-/// an empty `secret` means "generate one", an empty `gateway` none. A row
-/// with the wrong number of fields, invalid UTF-8, an empty or invalid
-/// device key or a malformed gateway is refused with its line; only a bad
-/// header refuses the whole file. Lines are counted here, not taken from
-/// the csv crate, whose count is off by one per CRLF line end (found by the
-/// `csv_import` fuzz target: spreadsheet exports got every refusal on the
-/// wrong line).
+/// Reads an import file held in memory: the header, then every row (see
+/// [`ImportReader`]). For tests and the fuzz target; the CLI streams.
 pub fn read_import(input: &[u8]) -> Result<ImportFile, ImportFileError> {
-    let mut reader = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .flexible(false)
-        .from_reader(input);
-    let line_of = |position: Option<&csv::Position>| position.map_or(0, |p| line_at(input, p.byte()));
-    let headers = reader
-        .headers()
-        .map_err(|e| ImportFileError::Header(e.to_string()))?
-        .clone();
-    let column = |name: &str| headers.iter().position(|h| h.eq_ignore_ascii_case(name));
-    let dk_col = column("device_key").ok_or(ImportFileError::NoDeviceKey)?;
-    let (secret_col, gateway_col) = (column("secret"), column("gateway"));
-    if let Some(unknown) = headers
-        .iter()
-        .find(|h| !COLUMNS.contains(&h.to_ascii_lowercase().as_str()))
-    {
-        return Err(ImportFileError::UnknownColumn(unknown.to_owned()));
-    }
+    let mut reader = ImportReader::new(input)?;
     let mut file = ImportFile::default();
-    for record in reader.records() {
-        let record = match record {
-            Ok(r) => r,
-            Err(e) => {
-                let line = line_of(e.position());
-                file.refused.push(RefusedRow {
-                    line,
-                    reason: explain(&e, &headers),
-                });
-                continue;
-            }
-        };
-        let line = line_of(record.position());
-        match row(&record, line, &headers, dk_col, secret_col, gateway_col) {
+    while let Some(row) = reader.next_row()? {
+        match row {
             Ok(row) => file.rows.push(row),
-            Err(reason) => file.refused.push(RefusedRow { line, reason }),
+            Err(refused) => file.refused.push(refused),
         }
     }
     Ok(file)
 }
 
-/// The 1-based line of the record starting at `byte` in `input`: one more
-/// than the line ends (`\n`, `\r\n` or a lone `\r`, as the csv crate
-/// accepts) before it. The csv crate puts a record that follows empty lines
-/// at the first of them, so those are skipped first.
-fn line_at(input: &[u8], byte: u64) -> u64 {
-    let mut start = usize::try_from(byte).unwrap_or(usize::MAX).min(input.len());
-    while input.get(start).is_some_and(|b| matches!(b, b'\r' | b'\n')) {
-        start += 1;
+/// Reads an import file as a stream, one row at a time, so a file of
+/// millions of rows is never held in memory. Fields are trimmed; an empty
+/// `secret` means "generate one", an empty `gateway` none. A row with the
+/// wrong number of fields, invalid UTF-8, an empty or invalid device key
+/// or a malformed gateway is refused with its line; only a bad header
+/// refuses the whole file.
+///
+/// Lines are counted here, not taken from the csv crate, whose count is off
+/// by one per CRLF line end (found by the `csv_import` fuzz target:
+/// spreadsheet exports got every refusal on the wrong line): the input
+/// passes through [`Tracked`], which notes where each line end is.
+pub struct ImportReader<R: Read> {
+    reader: csv::Reader<Tracked<R>>,
+    headers: csv::StringRecord,
+    dk_col: usize,
+    secret_col: Option<usize>,
+    gateway_col: Option<usize>,
+    record: csv::StringRecord,
+}
+
+impl<R: Read> ImportReader<R> {
+    /// Reads and checks the header.
+    pub fn new(input: R) -> Result<Self, ImportFileError> {
+        let mut reader = csv::ReaderBuilder::new()
+            .trim(csv::Trim::All)
+            .flexible(false)
+            .from_reader(Tracked::new(input));
+        let headers = reader
+            .headers()
+            .map_err(|e| ImportFileError::Header(e.to_string()))?
+            .clone();
+        let column = |name: &str| headers.iter().position(|h| h.eq_ignore_ascii_case(name));
+        let dk_col = column("device_key").ok_or(ImportFileError::NoDeviceKey)?;
+        let (secret_col, gateway_col) = (column("secret"), column("gateway"));
+        if let Some(unknown) = headers
+            .iter()
+            .find(|h| !COLUMNS.contains(&h.to_ascii_lowercase().as_str()))
+        {
+            return Err(ImportFileError::UnknownColumn(unknown.to_owned()));
+        }
+        Ok(ImportReader {
+            reader,
+            headers,
+            dk_col,
+            secret_col,
+            gateway_col,
+            record: csv::StringRecord::new(),
+        })
     }
-    let before = input.get(..start).unwrap_or(input);
-    let ends = before
-        .iter()
-        .enumerate()
-        .filter(|&(i, &b)| b == b'\n' || (b == b'\r' && before.get(i + 1) != Some(&b'\n')))
-        .count();
-    1 + ends as u64
+
+    /// The next row to insert or the next refused one; `None` at the end.
+    /// An error reading the input (not a bad row) ends the file.
+    pub fn next_row(&mut self) -> Result<Option<Result<ImportRow, RefusedRow>>, ImportFileError> {
+        match self.reader.read_record(&mut self.record) {
+            Ok(false) => Ok(None),
+            Ok(true) => {
+                let line = self.line_of(self.record.position());
+                Ok(Some(
+                    row(
+                        &self.record,
+                        line,
+                        &self.headers,
+                        self.dk_col,
+                        self.secret_col,
+                        self.gateway_col,
+                    )
+                    .map_err(|reason| RefusedRow { line, reason }),
+                ))
+            }
+            Err(e) if matches!(e.kind(), csv::ErrorKind::Io(_)) => Err(ImportFileError::Read(e.to_string())),
+            Err(e) => {
+                let line = self.line_of(e.position());
+                Ok(Some(Err(RefusedRow {
+                    line,
+                    reason: explain(&e, &self.headers),
+                })))
+            }
+        }
+    }
+
+    /// How far into the input the rows read so far reach, in bytes (for progress).
+    pub fn bytes_read(&self) -> u64 {
+        self.reader.position().byte()
+    }
+
+    fn line_of(&self, position: Option<&csv::Position>) -> u64 {
+        position.map_or(0, |p| self.reader.get_ref().line_at(p.byte()))
+    }
+}
+
+/// The input of an [`ImportReader`], noting the line ends that pass
+/// through (`\n`, `\r\n` or a lone `\r`, as the csv crate accepts) until
+/// the rows before them are read: at most the csv reader's read-ahead.
+struct Tracked<R> {
+    inner: R,
+    ends: RefCell<LineEnds>,
+}
+
+/// Line ends read but not yet behind a row, and how many are behind.
+#[derive(Default)]
+struct LineEnds {
+    /// Offsets of `\r` and `\n` bytes, each with whether it ends a line
+    /// (the `\n` of a `\r\n` does not: the `\r` did).
+    pending: VecDeque<(u64, bool)>,
+    /// Line ends before the last row's start.
+    counted: u64,
+    /// Bytes read so far.
+    offset: u64,
+    after_cr: bool,
+}
+
+impl<R> Tracked<R> {
+    fn new(inner: R) -> Self {
+        Tracked {
+            inner,
+            ends: RefCell::new(LineEnds::default()),
+        }
+    }
+
+    /// The 1-based line of the record the csv crate places at `byte`: one
+    /// more than the line ends before it. The csv crate puts a record that
+    /// follows empty lines at the first of them, so those count too.
+    fn line_at(&self, byte: u64) -> u64 {
+        let mut ends = self.ends.borrow_mut();
+        let LineEnds { pending, counted, .. } = &mut *ends;
+        let mut start = byte;
+        while let Some(&(at, ends_line)) = pending.front() {
+            if at < start {
+                pending.pop_front();
+            } else if at == start {
+                pending.pop_front();
+                start += 1;
+            } else {
+                break;
+            }
+            *counted += u64::from(ends_line);
+        }
+        1 + *counted
+    }
+}
+
+impl<R: Read> Read for Tracked<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let read = self.inner.read(buf)?;
+        let ends = self.ends.get_mut();
+        for &byte in buf.get(..read).unwrap_or_default() {
+            match byte {
+                b'\r' => {
+                    ends.pending.push_back((ends.offset, true));
+                    ends.after_cr = true;
+                }
+                b'\n' => {
+                    ends.pending.push_back((ends.offset, !ends.after_cr));
+                    ends.after_cr = false;
+                }
+                _ => ends.after_cr = false,
+            }
+            ends.offset += 1;
+        }
+        Ok(read)
+    }
 }
 
 /// One record under the header: an [`ImportRow`] or why not.
@@ -219,6 +336,48 @@ mod tests {
         }
         let quoted = read("device_key,secret\n\"d 1\",\"two\nlines\"\nd 2,\n");
         assert_eq!(quoted.refused.iter().map(|r| r.line).collect::<Vec<_>>(), [2, 4]);
+    }
+
+    /// Hands its input out one byte per read: every line end split from
+    /// its neighbours, as a chunk boundary of a large file may split it.
+    struct OneByte<'a>(&'a [u8]);
+
+    impl Read for OneByte<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            match (self.0.split_first(), buf.first_mut()) {
+                (Some((&byte, rest)), Some(slot)) => {
+                    *slot = byte;
+                    self.0 = rest;
+                    Ok(1)
+                }
+                _ => Ok(0),
+            }
+        }
+    }
+
+    #[test]
+    fn a_stream_read_byte_by_byte_gets_the_same_lines() {
+        for text in [
+            "device_key\r\nd 1\r\nd2\r\n\r\nd 3\r\n",
+            "device_key\rd 1\rd2\r\rd 3\r",
+            "device_key,secret\n\"d 1\",\"two\r\nlines\"\r\nd 2,\n",
+        ] {
+            let mut reader = ImportReader::new(OneByte(text.as_bytes())).unwrap();
+            let mut lines = Vec::new();
+            while let Some(row) = reader.next_row().unwrap() {
+                lines.push(row.map_or_else(|r| r.line, |r| r.line));
+            }
+            let whole = read(text);
+            let mut expected: Vec<u64> = whole
+                .rows
+                .iter()
+                .map(|r| r.line)
+                .chain(whole.refused.iter().map(|r| r.line))
+                .collect();
+            expected.sort_unstable();
+            assert_eq!(lines, expected, "{text:?}");
+            assert_eq!(reader.bytes_read(), text.len() as u64);
+        }
     }
 
     #[test]

@@ -73,6 +73,25 @@ pub(super) async fn record_change(
     sqlx::Row::try_get::<i64, _>(&row, "id")
 }
 
+/// Appends one change row for devices of product `pk` written together
+/// (a bulk import batch): brokers load those devices, nothing else.
+pub(super) async fn record_devices_change(
+    conn: &mut AnyConnection,
+    pk: &str,
+    device_keys: &[&str],
+    at_ms: u64,
+) -> Result<i64, sqlx::Error> {
+    let row = sqlx::query(
+        "INSERT INTO changes (entity, product_key, device_keys, at) VALUES ('devices', $1, $2, $3) RETURNING id",
+    )
+    .bind(pk)
+    .bind(device_keys.join("\n"))
+    .bind(to_i64(at_ms))
+    .fetch_one(conn)
+    .await?;
+    sqlx::Row::try_get::<i64, _>(&row, "id")
+}
+
 /// Applies one write; returns the id of the change row it added, if any.
 /// With an `id` (a spooled write), a write already applied is skipped.
 async fn apply_one(

@@ -8,7 +8,7 @@ mod support;
 use std::time::Duration;
 
 use devicegate_test_support as db;
-use devicegate_test_support::mqtt::{connect, eventually, seed};
+use devicegate_test_support::mqtt::{accepted_within, eventually, seed};
 use devicegate_test_support::scenarios::{device_show, login_refused};
 use devicegate_test_support::{cli, sign};
 use support::Broker;
@@ -34,14 +34,9 @@ async fn a_blocked_device_shows_its_block_and_unblock_lifts_it() {
     })
     .await;
     cli(&db.url, &["device", "unblock", "Ab3dEf9h", "dev_0001"]);
-    let mut accepted = false;
-    for _ in 0..50 {
-        if connect(broker.port, &good).await.is_ok() {
-            accepted = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(accepted, "the correct secret logs in once unblocked");
+    assert!(
+        accepted_within(broker.port, &good, Duration::from_secs(5)).await,
+        "the correct secret logs in once unblocked"
+    );
     assert_eq!(device_show(&db.url, "dev_0001")["blocks"], serde_json::json!([]));
 }

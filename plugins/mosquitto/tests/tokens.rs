@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use devicegate_test_support as db;
 use devicegate_test_support::cli;
-use devicegate_test_support::mqtt::{connect_with, seed};
+use devicegate_test_support::mqtt::{accepted_within, connect_with, seed};
 use devicegate_test_support::scenarios::{
     DeviceLogin, closed, disabling_kicks, issue_token, login_refused, own_topics_are_routed, single_session,
     token_session_ends_at_exp,
@@ -95,16 +95,10 @@ async fn a_token_device_uses_its_topics_and_is_closed_when_the_token_expires() {
 /// Logs `device` in until the broker accepts it (a key or change the
 /// broker learns through the change feed, within 5 s).
 async fn accepted_soon(device: &DeviceLogin) {
-    for _ in 0..50 {
-        if connect_with(device.port, &device.credentials, Duration::from_secs(5))
-            .await
-            .is_ok()
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("not accepted within 5 s");
+    assert!(
+        accepted_within(device.port, &device.credentials, Duration::from_secs(5)).await,
+        "not accepted within 5 s"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
