@@ -216,6 +216,44 @@ async fn import_reports_rows_by_line() {
 }
 
 #[tokio::test]
+async fn an_import_of_100000_rows_commits_the_good_ones_and_names_the_bad() {
+    for (_db, cli) in both().await {
+        cli.json(&["product", "create", "pk"]);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("fleet.csv");
+        // Every 10,000th row has a device key with a space; the last row
+        // repeats the first device.
+        let mut csv = String::from("device_key,secret\n");
+        for i in 0..100_000 {
+            if i % 10_000 == 9_999 {
+                csv.push_str(&format!("bad {i},\n"));
+            } else {
+                csv.push_str(&format!("dev_{i},S3cretDevice{i:06}\n"));
+            }
+        }
+        csv.push_str("dev_0,S3cretDevice000000\n");
+        std::fs::write(&file, csv).unwrap();
+        let out = cli.run(&["device", "import", "pk", file.to_str().unwrap()]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        for i in (9_999..100_000).step_by(10_000) {
+            let line = i + 2;
+            assert!(
+                stderr.contains(&format!("fleet.csv:{line}: `bad {i}`")),
+                "line {line}: {stderr}"
+            );
+        }
+        assert!(
+            stderr.contains("fleet.csv:100002: device `dev_0` already exists"),
+            "{stderr}"
+        );
+        assert!(stderr.contains("imported 99990 devices into pk"), "{stderr}");
+        assert!(stderr.contains("refused 11 rows"), "{stderr}");
+        assert_eq!(cli.json(&["status"])[0]["total"], 99_990);
+    }
+}
+
+#[tokio::test]
 async fn principals_take_the_password_from_stdin_or_get_a_generated_one() {
     for (_db, cli) in both().await {
         let out = cli.run_with_stdin(
