@@ -348,3 +348,88 @@ async fn a_change_committed_after_a_later_change_id_is_still_applied() {
     );
     auth.shutdown();
 }
+
+/// A TCP relay to Postgres that the test can cut (every connection, open
+/// or new, dropped) and restore, as a network partition or a restarting
+/// server looks to the broker.
+struct Relay {
+    port: u16,
+    open: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    links: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Relay {
+    async fn start(target: std::net::SocketAddr) -> Relay {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let open = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let links = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (accepting, tracked) = (open.clone(), links.clone());
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if !accepting.load(std::sync::atomic::Ordering::SeqCst) {
+                    continue;
+                }
+                let link = tokio::spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+                tracked.lock().unwrap().push(link);
+            }
+        });
+        Relay { port, open, links }
+    }
+
+    fn cut(&self) {
+        self.open.store(false, std::sync::atomic::Ordering::SeqCst);
+        for link in self.links.lock().unwrap().drain(..) {
+            link.abort();
+        }
+    }
+
+    fn restore(&self) {
+        self.open.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_back_from_an_outage_is_followed_within_seconds() {
+    // While the database cannot be reached the writer reopens it with
+    // back-off, and the change feed reads through the same pool: attempts
+    // 8 s apart left a Postgres that was back unfollowed for seconds, and
+    // the soak saw devices disabled just then kicked late.
+    let db = common::postgres().await;
+    let store = seed(&db.url).await;
+    let relay = Relay::start("127.0.0.1:5432".parse().unwrap()).await;
+    let via_relay = db
+        .url
+        .replacen("127.0.0.1:5432", &format!("127.0.0.1:{}", relay.port), 1);
+    assert_ne!(via_relay, db.url, "the test database is on 127.0.0.1:5432");
+    let spool = tempfile::tempdir().unwrap();
+    let auth = Authenticator::start(EngineConfig::default(), sync_config(spool.path()), &via_relay).unwrap();
+    within("registry loaded", Duration::from_secs(10), async || auth.is_ready()).await;
+    assert_eq!(
+        connect(&auth, 1, E3_ID, "dev_0001&Ab3dEf9h", E3_PW),
+        ConnectDecision::Accept
+    );
+    relay.cut();
+    // Writes wait while the database is away (the device reconnects: its
+    // presence changes), and the writer backs off.
+    auth.handle_disconnect(ConnectionId(1), now_ms());
+    assert_eq!(
+        connect(&auth, 2, E3_ID, "dev_0001&Ab3dEf9h", E3_PW),
+        ConnectDecision::Accept
+    );
+    tokio::time::sleep(Duration::from_secs(9)).await;
+    kicked(&auth);
+    relay.restore();
+    store.set_device_enabled("Ab3dEf9h", "dev_0001", false).await.unwrap();
+    within(
+        "the disable is applied soon after the database is back",
+        Duration::from_secs(3),
+        async || kicked(&auth),
+    )
+    .await;
+    auth.shutdown();
+}

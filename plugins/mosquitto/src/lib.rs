@@ -23,6 +23,7 @@ mod client;
 mod disconnect;
 mod effects;
 mod log;
+mod memory;
 mod message;
 mod metrics;
 mod panic;
@@ -171,6 +172,7 @@ pub unsafe extern "C" fn mosquitto_plugin_init(
         if let Some(missing) = missing_sqlite_file(&options) {
             return init_failed(&missing);
         }
+        options.sync.release_memory = Some(memory::release_freed_memory);
         log::install(options.log_level);
         stats::enable(options.stats_interval_secs);
         let auth = match Authenticator::start(options.engine.clone(), options.sync.clone(), &options.database_url) {

@@ -14,7 +14,7 @@ use devicegate::sync::SyncConfig;
 use tracing::Level;
 
 /// The plugin's configuration.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Options {
     /// `plugin_opt_database_url` (required).
     pub database_url: String,
