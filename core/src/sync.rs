@@ -10,6 +10,7 @@
 
 mod cursor;
 mod log_gate;
+mod node;
 mod watch;
 mod writer;
 
@@ -29,6 +30,7 @@ use crate::spool::{Spool, spool_path};
 use crate::store::{Backend, Change, Entity, Store, StoreError, redact_url};
 use cursor::Cursor;
 use log_gate::LogGate;
+use node::Node;
 use watch::{FileState, FileWatch};
 use writer::Writer;
 
@@ -61,13 +63,20 @@ pub struct SyncConfig {
     pub secret_keys: Option<Arc<crate::store::SecretKeys>>,
     /// Called on the background thread after a full reconciliation (at
     /// start, after every outage or reopened file, and periodically),
-    /// which reads and drops a copy of the whole registry. The allocator
-    /// keeps what was freed unless told otherwise: with glibc the broker's
-    /// resident memory stepped up by 1–7 MiB after each database outage and
-    /// stayed there (the soak; `malloc_trim` gave 37.6 MiB back down to
-    /// 21.9). Adapters that may call C pass glibc's `malloc_trim` here
-    /// (this crate forbids unsafe code); `None`: nothing.
+    /// which reads and drops a copy of the whole registry. glibc keeps
+    /// what was freed unless asked: at the end of a soak, `malloc_trim`
+    /// gave 16 MiB of a 37.6 MiB broker back. Adapters that may call C
+    /// pass glibc's `malloc_trim` here (this crate forbids unsafe code);
+    /// `None`: nothing.
     pub release_memory: Option<fn()>,
+    /// This broker's name as a node, for people (`device show` says which
+    /// node a device is on): `plugin_opt_node_name`; default `HOST/PID`.
+    pub node_name: Option<String>,
+    /// How long after its last heartbeat a node counts as gone, its devices
+    /// offline (issue 11 item 5). Nodes heartbeat six times per expiry and
+    /// sweep expired ones as often: a killed broker's devices are offline
+    /// within the expiry plus a sixth of it.
+    pub node_expiry: Duration,
 }
 
 impl Default for SyncConfig {
@@ -83,6 +92,8 @@ impl Default for SyncConfig {
             wait_for_begin: false,
             secret_keys: None,
             release_memory: None,
+            node_name: None,
+            node_expiry: Duration::from_secs(30),
         }
     }
 }
@@ -297,10 +308,14 @@ fn open_spool(url: &str, config: &SyncConfig) -> Option<Spool> {
 
 async fn run(engine: Arc<Engine>, config: SyncConfig, url: String, stop: Arc<Notify>, status: Arc<SyncStatus>) {
     let mut writer = Writer::new(open_spool(&url, &config));
+    let mut node = Node::new(config.node_name.clone(), config.node_expiry);
     let mut backoff = Duration::from_millis(500);
     let (mut store, mut last_change) = loop {
         let attempt = async {
-            let store = Store::connect(&url).await?.with_secret_keys(config.secret_keys.clone());
+            let store = Store::connect(&url)
+                .await?
+                .with_secret_keys(config.secret_keys.clone())
+                .with_node(Some(node.id.clone()));
             let last = reconcile(&store, &engine, config.release_memory).await?;
             Ok::<_, StoreError>((store, last))
         };
@@ -325,6 +340,9 @@ async fn run(engine: Arc<Engine>, config: SyncConfig, url: String, stop: Arc<Not
         "devicegate registry loaded from {}",
         redact_url(&url)
     );
+    // The node's row before any presence write names it: writes are
+    // flushed in the loop below, logins are served from now on.
+    node.beat(&store, &engine).await;
     let mut file = FileWatch::new(&url);
     let mut listener = listen(&store).await;
     // Change rows this broker's own writes added: nothing to reload for them.
@@ -335,8 +353,16 @@ async fn run(engine: Arc<Engine>, config: SyncConfig, url: String, stop: Arc<Not
     let mut reconcile_tick = tokio::time::interval(config.reconcile_interval);
     let mut watch_tick = tokio::time::interval(config.watch_interval);
     let mut prune = tokio::time::interval(Duration::from_secs(3600));
+    let mut heartbeat = tokio::time::interval(node.interval());
     reconcile_tick.reset();
-    for timer in [&mut poll, &mut writes, &mut reconcile_tick, &mut watch_tick, &mut prune] {
+    for timer in [
+        &mut poll,
+        &mut writes,
+        &mut reconcile_tick,
+        &mut watch_tick,
+        &mut prune,
+        &mut heartbeat,
+    ] {
         timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     }
     loop {
@@ -377,6 +403,7 @@ async fn run(engine: Arc<Engine>, config: SyncConfig, url: String, stop: Arc<Not
                     tracing::warn!("devicegate reconciliation failed: {e}");
                 }
             }
+            _ = heartbeat.tick(), if !store.is_closed() => node.beat(&store, &engine).await,
             _ = prune.tick(), if !store.is_closed() => {
                 let cutoff = now_ms().saturating_sub(config.event_retention.as_millis() as u64);
                 if let Err(e) = store.prune_events(cutoff).await {
@@ -395,6 +422,9 @@ async fn run(engine: Arc<Engine>, config: SyncConfig, url: String, stop: Arc<Not
         _ = deadline => {}
     }
     writer.keep_for_next_start(&engine);
+    if !store.is_closed() {
+        node.leave(&store).await;
+    }
     store.close().await;
 }
 

@@ -309,6 +309,15 @@ async fn a_change_committed_after_a_later_change_id_is_still_applied() {
         ConnectDecision::Accept
     );
     kicked(&auth);
+    // The login's own writes (activation, presence) first: the late
+    // transaction below locks the device's row, and a write waiting on that
+    // lock would hold the background task (and its feed) for the test.
+    within(
+        "the login's writes are in the database",
+        Duration::from_secs(5),
+        async || auth.metrics_text().contains("devicegate_write_queue_depth 0\n"),
+    )
+    .await;
     let mut late = sqlx::PgConnection::connect(&db.url).await.unwrap();
     let mut early = sqlx::PgConnection::connect(&db.url).await.unwrap();
     sqlx::query("BEGIN").execute(&mut late).await.unwrap();

@@ -256,6 +256,7 @@ fn fields(d: &DeviceInfo) -> Vec<(&'static str, String)> {
                 .map_or("no".to_owned(), |t| format!("yes, {}", time(Some(t)))),
         ),
         ("online", yes_no(d.online)),
+        ("node", d.node.clone().unwrap_or_else(|| "-".to_owned())),
         ("last seen", time(d.last_seen_at)),
         ("last address", d.last_address.clone().unwrap_or_else(|| "-".to_owned())),
         ("gateway", d.gateway.clone().unwrap_or_else(|| "-".to_owned())),

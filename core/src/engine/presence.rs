@@ -22,6 +22,21 @@ impl Engine {
         });
     }
 
+    /// Writes every online device's presence again, as online from its
+    /// connection's address (background task): after this broker's node
+    /// was expired while it could not reach the database, which set its
+    /// devices offline there.
+    pub fn reassert_presence(&self, now_ms: u64) {
+        let online: Vec<(Box<str>, ConnectionId)> = self.online.iter().map(|e| (e.key().clone(), *e.value())).collect();
+        for (device, connection) in online {
+            let address = self
+                .connections
+                .get(&connection)
+                .and_then(|c| c.address.as_deref().map(str::to_owned));
+            self.presence(&device, true, now_ms, address.as_deref());
+        }
+    }
+
     pub(super) fn mark_activated(&self, device: &str, now_ms: u64) {
         self.registry.update_device(device, |d| d.activated = true);
         self.push_write(StoreWrite::Activated {

@@ -238,6 +238,8 @@ pub struct DeviceInfo {
     pub last_address: Option<String>,
     /// `gdk&gpk` of its gateway, if it is a sub-device.
     pub gateway: Option<String>,
+    /// The name of the broker node it is online on (`plugin_opt_node_name`).
+    pub node: Option<String>,
     /// Whether it has a device secret.
     pub has_secret: bool,
     /// Whether an issued secret awaits confirmation.
@@ -294,7 +296,8 @@ pub(super) const DEVICE_INFO_COLUMNS: &str = "product_key, device_key, guid, ena
      gateway_product_key, gateway_device_key, EXISTS (SELECT 1 FROM credentials c WHERE \
      c.product_key = devices.product_key AND c.device_key = devices.device_key AND c.kind = 'secret' \
      AND c.revoked_at IS NULL) AS has_secret, \
-     pending_secret IS NOT NULL AS pending, created_at";
+     pending_secret IS NOT NULL AS pending, created_at, \
+     (SELECT name FROM nodes WHERE nodes.id = devices.node_id) AS node";
 
 /// A [`DeviceInfo`] from a row of [`DEVICE_INFO_COLUMNS`].
 pub(super) fn device_info(row: &sqlx::any::AnyRow) -> Result<DeviceInfo, sqlx::Error> {
@@ -322,6 +325,7 @@ pub(super) fn device_info(row: &sqlx::any::AnyRow) -> Result<DeviceInfo, sqlx::E
             .try_get::<bool, _>("pending")
             .or_else(|_| row.try_get::<i64, _>("pending").map(|v| v != 0))?,
         created_at: row.try_get("created_at")?,
+        node: row.try_get("node")?,
     })
 }
 

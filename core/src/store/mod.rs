@@ -18,6 +18,7 @@ mod device_pages;
 mod feed;
 mod import;
 mod inventory;
+mod nodes;
 mod reseal;
 mod rows;
 mod sealing;
@@ -45,6 +46,7 @@ pub use credentials::{CredentialInfo, MAX_PSK_IDENTITY_LEN, NewPsk, PSK_KEY_LEN,
 pub use feed::{Change, Entity};
 pub use import::{ImportFile, ImportFileError, ImportReader, RefusedRow, parse_gateway, read_import};
 pub use inventory::Inventory;
+pub use nodes::new_node_id;
 pub use reseal::SealReport;
 pub use sealing::{OpenError, SEALED_PREFIX, SealedField, SecretKeys, is_sealed};
 pub use tokens::{NewAccessKey, TokenKeyInfo, TokenSubject};
@@ -208,6 +210,8 @@ pub struct Store {
     url: String,
     /// The keys secrets are sealed with at rest, if configured.
     keys: Option<std::sync::Arc<SecretKeys>>,
+    /// The broker node this store writes presence for (`nodes.rs`), if any.
+    node: Option<std::sync::Arc<str>>,
 }
 
 impl Store {
@@ -268,6 +272,7 @@ impl Store {
             backend,
             url: url.to_owned(),
             keys: None,
+            node: None,
         })
     }
 
@@ -281,6 +286,18 @@ impl Store {
     /// The keys secrets are sealed with, if any.
     pub fn secret_keys(&self) -> Option<&std::sync::Arc<SecretKeys>> {
         self.keys.as_ref()
+    }
+
+    /// Writes presence as node `id` (see `Store::register_node`): online
+    /// sets the device's node, offline only clears a device still on it.
+    pub fn with_node(mut self, id: Option<std::sync::Arc<str>>) -> Self {
+        self.node = id;
+        self
+    }
+
+    /// The node this store writes presence for, if any.
+    pub fn node(&self) -> Option<&std::sync::Arc<str>> {
+        self.node.as_ref()
     }
 
     fn unreachable(&self, cause: sqlx::Error) -> StoreError {

@@ -94,9 +94,12 @@ pub(super) async fn record_devices_change(
 
 /// Applies one write; returns the id of the change row it added, if any.
 /// With an `id` (a spooled write), a write already applied is skipped.
+/// `node`: the node this process writes presence as (`Some`), or `None`
+/// for a write an earlier process spooled, whose connections are gone.
 async fn apply_one(
     conn: &mut AnyConnection,
     sealing: Option<&SecretKeys>,
+    node: Option<Option<&str>>,
     write: &StoreWrite,
     id: Option<&str>,
 ) -> Result<Option<i64>, sqlx::Error> {
@@ -121,17 +124,38 @@ async fn apply_one(
             let Some((pk, dk)) = keys(device) else {
                 return Ok(None);
             };
-            sqlx::query(
-                "UPDATE devices SET online = $1, last_seen_at = $2, last_address = COALESCE($3, last_address) \
-                 WHERE product_key = $4 AND device_key = $5",
-            )
-            .bind(i64::from(*online))
-            .bind(to_i64(*at_ms))
-            .bind(address.as_deref())
-            .bind(pk)
-            .bind(dk)
-            .execute(conn)
-            .await?;
+            // Online belongs to the node the device is on: going online
+            // moves it here; going offline clears only a device still
+            // here, so a late offline from the node it left cannot undo
+            // its login on the next one. An earlier process's online only
+            // stamps the time and address.
+            let (sql, node) = match (*online, node) {
+                (true, None) => (
+                    "UPDATE devices SET last_seen_at = $1, last_address = COALESCE($2, last_address) \
+                     WHERE product_key = $3 AND device_key = $4",
+                    None,
+                ),
+                (true, Some(node)) => (
+                    "UPDATE devices SET online = 1, node_id = $5, last_seen_at = $1, \
+                     last_address = COALESCE($2, last_address) WHERE product_key = $3 AND device_key = $4",
+                    Some(node),
+                ),
+                (false, node) => (
+                    "UPDATE devices SET online = CASE WHEN node_id IS NULL OR node_id = $5 THEN 0 ELSE online END, \
+                     node_id = CASE WHEN node_id = $5 THEN NULL ELSE node_id END, last_seen_at = $1, \
+                     last_address = COALESCE($2, last_address) WHERE product_key = $3 AND device_key = $4",
+                    Some(node.flatten()),
+                ),
+            };
+            let mut query = sqlx::query(sql)
+                .bind(to_i64(*at_ms))
+                .bind(address.as_deref())
+                .bind(pk)
+                .bind(dk);
+            if let Some(node) = node {
+                query = query.bind(node);
+            }
+            query.execute(conn).await?;
         }
         StoreWrite::Activated { device, at_ms } => {
             let Some((pk, dk)) = keys(device) else {
@@ -361,8 +385,11 @@ impl Store {
             super::Backend::Postgres => sqlx::Connection::begin(&mut *conn).await?,
         };
         let mut changes = Vec::new();
-        for (id, _, write) in batch {
-            changes.extend(apply_one(&mut tx, self.keys.as_deref(), write, *id).await?);
+        for (id, own, write) in batch {
+            // A presence of an earlier process (replayed from its spool)
+            // belongs to no live node: it must not put a device online here.
+            let node = if *own { Some(self.node.as_deref()) } else { None };
+            changes.extend(apply_one(&mut tx, self.keys.as_deref(), node, write, *id).await?);
         }
         tx.commit().await?;
         Ok(changes)

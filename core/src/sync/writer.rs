@@ -352,7 +352,8 @@ async fn reopen(store: &mut Store, stale: Option<&[PathBuf]>) -> Result<(), Stor
     }
     *store = Store::reopen(store.url())
         .await?
-        .with_secret_keys(store.secret_keys().cloned());
+        .with_secret_keys(store.secret_keys().cloned())
+        .with_node(store.node().cloned());
     Ok(())
 }
 

@@ -1,7 +1,7 @@
 //! Memory the background thread freed goes back to the system: a full
 //! reconciliation reads and drops a copy of the whole registry, and glibc
-//! keeps freed memory in its arenas unless asked (the soak saw the broker's
-//! resident memory step up after every database outage and stay there).
+//! keeps freed memory in its arenas unless asked (at the end of a soak,
+//! `malloc_trim` gave 16 MiB of a 37.6 MiB broker back).
 
 /// Gives the free pages of every glibc arena back to the system. Passed as
 /// `SyncConfig::release_memory`, so it runs on the background thread after

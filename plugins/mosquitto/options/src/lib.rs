@@ -88,6 +88,8 @@ const KNOWN: &[&str] = &[
     "failure_window_secs",
     "stats_interval_secs",
     "spool_dir",
+    "node_name",
+    "node_expiry_secs",
     "server_url",
     "secret_key_file",
     "metrics_listen",
@@ -165,6 +167,16 @@ impl Options {
                 "secret_key_file" => {
                     secret_key_file =
                         Some(value.trim().into()).filter(|p: &std::path::PathBuf| !p.as_os_str().is_empty());
+                }
+                "node_name" => {
+                    let name = value.trim();
+                    if name.is_empty() || name.len() > 255 || name.chars().any(char::is_control) {
+                        return Err("plugin_opt_node_name must be 1 to 255 printable characters".to_owned());
+                    }
+                    sync.node_name = Some(name.to_owned());
+                }
+                "node_expiry_secs" => {
+                    sync.node_expiry = Duration::from_secs(number::<u64>(key, value)?.clamp(1, 86_400));
                 }
                 "spool_dir" => {
                     sync.spool_dir =

@@ -133,6 +133,13 @@ impl Broker {
         self.exit_status()
     }
 
+    /// Kills the broker with SIGKILL, as a crash or the OOM killer would:
+    /// no plugin cleanup runs.
+    pub fn kill_hard(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Waits (up to 10 s) for the broker to exit and returns its status.
     pub fn exit_status(&mut self) -> std::process::ExitStatus {
         let start = Instant::now();
