@@ -20,6 +20,7 @@
 
 mod access;
 mod activation;
+mod coalesce;
 mod connection;
 mod denials;
 mod gateway;
@@ -560,15 +561,15 @@ impl Engine {
         &self.registry
     }
 
-    /// Takes up to `max` state changes to write, oldest first (background
-    /// task). They count as pending until [`Engine::store_writes_committed`]
+    /// Takes up to `max` state changes to write, oldest first, with each
+    /// device's presence changes merged into one (background task). They count as pending until [`Engine::store_writes_committed`]
     /// or [`Engine::requeue_store_writes`] says what became of them.
     pub fn take_store_writes(&self, max: usize) -> Vec<StoreWrite> {
         let Ok(mut queue) = self.writes.lock() else {
             return Vec::new();
         };
         let count = max.min(queue.len());
-        let batch: Vec<_> = queue.drain(..count).collect();
+        let batch = coalesce::coalesce_presence(queue.drain(..count).collect());
         self.writes_in_flight.fetch_add(batch.len(), Ordering::Relaxed);
         batch
     }
