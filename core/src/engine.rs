@@ -96,6 +96,32 @@ pub struct EngineConfig {
     /// knows it: a device assigned to another server is then refused
     /// (IDENTITIES.md §5).
     pub server_url: Option<String>,
+    /// Which audit events are written to the `events` table.
+    pub events: EventDetail,
+}
+
+/// Which audit events the engine writes (issue 11 item 3). A fleet whose
+/// devices reconnect often writes one `login` row per connection; an
+/// operator who only needs what changed keeps the rest and drops those,
+/// counted in `devicegate_events_skipped_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EventDetail {
+    /// Every event (the default).
+    #[default]
+    All,
+    /// Every event but accepted logins (`login`, `principal_login`):
+    /// refusals, blocks, kicks, activations and registrations stay.
+    Changes,
+}
+
+impl EventDetail {
+    /// Whether an event of `kind` is written.
+    fn keeps(self, kind: &str) -> bool {
+        match self {
+            EventDetail::All => true,
+            EventDetail::Changes => !matches!(kind, "login" | "principal_login"),
+        }
+    }
 }
 
 impl Default for EngineConfig {
@@ -113,6 +139,7 @@ impl Default for EngineConfig {
             registration_linger_ms: 2_000,
             token_checks_per_sec: 2_000,
             server_url: None,
+            events: EventDetail::All,
         }
     }
 }
@@ -520,6 +547,8 @@ pub struct Engine {
     writes_spooled: AtomicUsize,
     /// Audit events dropped because the queue was full (see [`MAX_QUEUED_WRITES`]).
     events_dropped: AtomicU64,
+    /// Audit events not written because of `EngineConfig::events`.
+    events_skipped: AtomicU64,
     next_serial: AtomicU64,
     last_prune_ms: AtomicU64,
 }
@@ -551,6 +580,7 @@ impl Engine {
             writes_in_flight: AtomicUsize::new(0),
             writes_spooled: AtomicUsize::new(0),
             events_dropped: AtomicU64::new(0),
+            events_skipped: AtomicU64::new(0),
             next_serial: AtomicU64::new(1),
             last_prune_ms: AtomicU64::new(0),
         }
@@ -657,6 +687,16 @@ impl Engine {
             "Audit events dropped while the write queue was full.",
         );
         out.sample("devicegate_events_dropped_total", &[], self.dropped_events());
+        out.family(
+            "devicegate_events_skipped_total",
+            "counter",
+            "Audit events not written by policy (plugin_opt_events changes: accepted logins).",
+        );
+        out.sample(
+            "devicegate_events_skipped_total",
+            &[],
+            self.events_skipped.load(Ordering::Relaxed),
+        );
     }
 
     /// How many writes wait for the database, counting a batch being
@@ -867,6 +907,10 @@ impl Engine {
         address: Option<&str>,
         reason: Option<&'static str>,
     ) {
+        if !self.config.events.keeps(kind) {
+            self.events_skipped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         self.push_write(StoreWrite::Event {
             at_ms: now_ms,
             kind: Cow::Borrowed(kind),

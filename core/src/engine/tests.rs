@@ -23,6 +23,10 @@ struct World {
 
 impl World {
     fn new() -> Self {
+        Self::with(EngineConfig::default())
+    }
+
+    fn with(config: EngineConfig) -> Self {
         let registry = Arc::new(Registry::new());
         let mut product = Product::new(PK, Dialect::Enos);
         product.secret = Some(Secret::new(*b"ProdSecretXYZ123"));
@@ -35,7 +39,7 @@ impl World {
         registry.put_device("dev_0002&Ab3dEf9h", DeviceRecord::new(None));
         registry.mark_loaded();
         World {
-            engine: Engine::new(registry, EngineConfig::default()),
+            engine: Engine::new(registry, config),
         }
     }
 
@@ -785,6 +789,45 @@ fn malformed_gateway_requests_get_reply_codes() {
     )
     .unwrap();
     assert_eq!(id.as_deref(), Some("12"));
+}
+
+#[test]
+fn a_device_flapping_a_hundred_times_costs_a_bounded_number_of_rows() {
+    for (events, login_rows) in [(EventDetail::All, 100), (EventDetail::Changes, 0)] {
+        let w = World::with(EngineConfig {
+            events,
+            ..EngineConfig::default()
+        });
+        assert_eq!(w.connect(1, E3_ID, "dev_0001&Ab3dEf9h", E3_PW), ConnectDecision::Accept);
+        w.engine.handle_disconnect(ConnectionId(1), NOW);
+        w.writes();
+        for round in 0..100 {
+            let conn = 100 + round;
+            assert_eq!(
+                w.connect(conn, E3_ID, "dev_0001&Ab3dEf9h", E3_PW),
+                ConnectDecision::Accept
+            );
+            w.engine.handle_disconnect(ConnectionId(conn), NOW);
+        }
+        let writes = w.writes();
+        let presence = writes
+            .iter()
+            .filter(|x| matches!(x, StoreWrite::Presence { .. }))
+            .count();
+        let logins = writes
+            .iter()
+            .filter(|x| matches!(x, StoreWrite::Event { kind, .. } if kind == "login"))
+            .count();
+        assert_eq!((presence, logins), (1, login_rows), "{events:?}: {writes:?}");
+        let skipped = if events == EventDetail::All { 0 } else { 101 };
+        assert!(
+            w.engine
+                .metrics_text()
+                .contains(&format!("devicegate_events_skipped_total {skipped}\n")),
+            "{}",
+            w.engine.metrics_text()
+        );
+    }
 }
 
 #[test]

@@ -90,6 +90,8 @@ const KNOWN: &[&str] = &[
     "spool_dir",
     "node_name",
     "node_expiry_secs",
+    "events",
+    "event_retention_days",
     "server_url",
     "secret_key_file",
     "metrics_listen",
@@ -174,6 +176,21 @@ impl Options {
                         return Err("plugin_opt_node_name must be 1 to 255 printable characters".to_owned());
                     }
                     sync.node_name = Some(name.to_owned());
+                }
+                "events" => {
+                    engine.events = match value.trim() {
+                        "all" => devicegate::engine::EventDetail::All,
+                        "changes" => devicegate::engine::EventDetail::Changes,
+                        _ => {
+                            return Err(format!(
+                                "plugin_opt_events: `{value}` is not `all` or `changes` (every event but accepted \
+                                 logins)"
+                            ));
+                        }
+                    }
+                }
+                "event_retention_days" => {
+                    sync.event_retention = Duration::from_secs(number::<u64>(key, value)?.clamp(1, 36_500) * 86_400);
                 }
                 "node_expiry_secs" => {
                     sync.node_expiry = Duration::from_secs(number::<u64>(key, value)?.clamp(1, 86_400));
@@ -264,5 +281,20 @@ mod tests {
         );
         assert!(Options::parse([]).unwrap_err().contains("database_url is required"));
         assert!(Options::parse([("database_url", "x"), ("log_level", "loud")]).is_err());
+        let quiet = Options::parse([
+            ("database_url", "x"),
+            ("events", "changes"),
+            ("event_retention_days", "7"),
+            ("node_name", "broker-1"),
+            ("node_expiry_secs", "10"),
+        ])
+        .unwrap();
+        assert_eq!(quiet.engine.events, devicegate::engine::EventDetail::Changes);
+        assert_eq!(quiet.sync.event_retention, Duration::from_secs(7 * 86_400));
+        assert_eq!(quiet.sync.node_name.as_deref(), Some("broker-1"));
+        assert_eq!(quiet.sync.node_expiry, Duration::from_secs(10));
+        let bad = Options::parse([("database_url", "x"), ("events", "some")]).unwrap_err();
+        assert!(bad.contains("not `all` or `changes`"), "{bad}");
+        assert!(Options::parse([("database_url", "x"), ("node_name", " ")]).is_err());
     }
 }
