@@ -595,12 +595,19 @@ impl Engine {
     /// device's presence changes merged into one (background task). They count as pending until [`Engine::store_writes_committed`]
     /// or [`Engine::requeue_store_writes`] says what became of them.
     pub fn take_store_writes(&self, max: usize) -> Vec<StoreWrite> {
-        let Ok(mut queue) = self.writes.lock() else {
-            return Vec::new();
+        let taken: Vec<StoreWrite> = {
+            let Ok(mut queue) = self.writes.lock() else {
+                return Vec::new();
+            };
+            let count = max.min(queue.len());
+            let taken: Vec<StoreWrite> = queue.drain(..count).collect();
+            self.writes_in_flight.fetch_add(taken.len(), Ordering::Relaxed);
+            taken
         };
-        let count = max.min(queue.len());
-        let batch = coalesce::coalesce_presence(queue.drain(..count).collect());
-        self.writes_in_flight.fetch_add(batch.len(), Ordering::Relaxed);
+        // Merged outside the lock the broker thread pushes under.
+        let count = taken.len();
+        let batch = coalesce::coalesce_presence(taken);
+        self.writes_in_flight.fetch_sub(count - batch.len(), Ordering::Relaxed);
         batch
     }
 
